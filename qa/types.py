@@ -1,0 +1,131 @@
+"""Small immutable values that cross module boundaries.
+
+Offsets are always into ``Document.text``, the original text exactly as decoded from the file, so that
+``document.text[p.char_start:p.char_end] == p.text`` holds for every passage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentMeta:
+    """What the text itself says about the document (None where it does not say)."""
+
+    speaker: str | None = None
+    date: str | None = None
+    place: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One node of a document outline.
+
+    Attributes:
+        level: 1 for top-level headings (一、), deeper numbers for nested ones; 0 is the document body.
+        title: heading text, cleaned of markdown markers and trailing punctuation.
+        path: titles from the top of the outline down to this section (inclusive).
+        heading_start / heading_end: span of the heading in the original text.
+        start / end: span of the whole section (heading included) in the original text.
+    """
+
+    level: int
+    title: str
+    path: tuple[str, ...]
+    heading_start: int
+    heading_end: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A decoded, cleaned and outlined source document."""
+
+    doc_id: str
+    title: str
+    text: str
+    source: str
+    meta: DocumentMeta = field(default_factory=DocumentMeta)
+    sections: tuple[Section, ...] = ()
+    # Spans of ``text`` that are not content (web boilerplate); no passage overlaps them.
+    boilerplate: tuple[tuple[int, int], ...] = ()
+    # The title/speaker/date lines at the top, kept together as one passage (people ask who spoke and when).
+    header_span: tuple[int, int] | None = None
+    # Offsets where pages 2, 3, ... start, for formats that have pages; empty otherwise.
+    page_starts: tuple[int, ...] = ()
+
+    def to_dict(self, *, with_text: bool = False) -> dict[str, Any]:
+        data = asdict(self)
+        if not with_text:
+            data.pop("text")
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A retrievable piece of a document with an exact citation.
+
+    Attributes:
+        passage_id: stable id: ``{doc_id}:{char_start}-{char_end}``.
+        section_path: heading titles from the top of the outline down to the passage's section.
+        paragraph_index: 0-based index of the paragraph (non-empty line group) the passage starts in.
+        char_start / char_end: ``document.text[char_start:char_end] == text``.
+        page: 1-based page number where the passage starts, None for formats without pages.
+    """
+
+    passage_id: str
+    doc_id: str
+    doc_title: str
+    section_path: tuple[str, ...]
+    paragraph_index: int
+    char_start: int
+    char_end: int
+    text: str
+    page: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Passage":
+        return cls(**{**data, "section_path": tuple(data["section_path"])})
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerSpan:
+    """The answering sentence inside a passage: ``passage.text[start:end]``."""
+
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One ranked search result.
+
+    Attributes:
+        score: fused score used for ranking (higher is better).
+        dense_score / keyword_score: the normalized parts the fused score came from (None when a mode skips one).
+        answer: the sentence in the passage that best answers the question, if any.
+    """
+
+    passage: Passage
+    score: float
+    dense_score: float | None = None
+    keyword_score: float | None = None
+    answer: AnswerSpan | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the service says to a question: the answer text, whether the documents give it, and the evidence."""
+
+    query: str
+    text: str
+    answerable: bool
+    hits: tuple[Hit, ...]
+    confidence: float = 0.0
