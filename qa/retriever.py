@@ -1,0 +1,139 @@
+"""Hybrid retrieval: jieba/character BM25 and dense vectors, fused by a normalized weighted sum (or RRF)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from embeddings import Embedder
+from qa.errors import DocumentNotFoundError, InvalidQueryError
+from qa.fusion import rrf, weighted_sum
+from qa.store import IndexData
+from qa.text import normalize
+from qa.types import Hit
+
+SEARCH_MODES = ("hybrid", "dense", "bm25")
+FUSION_METHODS = ("weighted", "rrf")
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalConfig:
+    """How results are found and fused.
+
+    Attributes:
+        fusion: "weighted" (min-max normalized weighted sum; measured best here) or "rrf".
+        bm25_weight / dense_weight: weights of each signal in [0, 1].
+        candidates: how many results each signal contributes before fusion.
+        max_top_k / max_query_chars: the largest request accepted.
+    """
+
+    fusion: str = "weighted"
+    bm25_weight: float = 0.7
+    dense_weight: float = 0.3
+    candidates: int = 50
+    max_top_k: int = 100
+    max_query_chars: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.fusion not in FUSION_METHODS:
+            raise ValueError(f"fusion must be one of {', '.join(FUSION_METHODS)}, got {self.fusion!r}")
+        for name in ("bm25_weight", "dense_weight"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if self.candidates < 1:
+            raise ValueError(f"candidates must be >= 1, got {self.candidates}")
+
+
+def validate_request(query: str, top_k: int, mode: str, config: RetrievalConfig) -> str:
+    """Check a search request; returns the stripped query.
+
+    Raises:
+        InvalidQueryError: the message names the bad value and the allowed range.
+    """
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidQueryError("query is empty; ask a question in a few words")
+    query = query.strip()
+    if len(query) > config.max_query_chars:
+        raise InvalidQueryError(f"query is {len(query)} characters long; the limit is {config.max_query_chars}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= config.max_top_k:
+        raise InvalidQueryError(f"top_k must be an integer in [1, {config.max_top_k}], got {top_k!r}")
+    if mode not in SEARCH_MODES:
+        raise InvalidQueryError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
+    if not normalize(query).strip():
+        raise InvalidQueryError("query has no searchable characters")
+    return query
+
+
+class HybridRetriever:
+    """Ranks passages of one loaded index for a question."""
+
+    def __init__(self, data: IndexData, embedder: Embedder, config: RetrievalConfig | None = None):
+        self.data = data
+        self.embedder = embedder
+        self.config = config or RetrievalConfig()
+
+    def _rows_for(self, doc_ids: list[str] | None) -> np.ndarray | None:
+        if not doc_ids:
+            return None
+        rows: list[int] = []
+        for doc_id in doc_ids:
+            if doc_id not in self.data.doc_rows:
+                raise DocumentNotFoundError(f"unknown document id {doc_id!r}")
+            rows.extend(self.data.doc_rows[doc_id])
+        return np.asarray(sorted(rows), dtype=np.int64)
+
+    def _keyword(self, query: str, rows: np.ndarray | None, n: int) -> dict[int, float]:
+        scores = self.data.bm25.scores(normalize(query))
+        if rows is not None:
+            masked = np.full_like(scores, -1.0)
+            masked[rows] = scores[rows]
+            scores = masked
+        top = np.argsort(-scores, kind="stable")[:n]
+        return {int(i): float(scores[i]) for i in top if scores[i] > 0}
+
+    def _dense(self, query: str, rows: np.ndarray | None, n: int) -> dict[int, float]:
+        vector = self.embedder.encode_queries([normalize(query)])
+        if rows is not None:  # a filtered search scans only the chosen documents' passages, exactly
+            matrix = self.data.vectors.reconstruct(rows)
+            sims = matrix @ vector[0]
+            order = np.argsort(-sims, kind="stable")[:n]
+            return {int(rows[i]): float(sims[i]) for i in order}
+        return {int(i): float(s) for i, s in self.data.vectors.search(vector, n)[0]}
+
+    def search(self, query: str, top_k: int = 5, mode: str = "hybrid", doc_ids: list[str] | None = None) -> list[Hit]:
+        """Rank passages for `query`, best first.
+
+        Args:
+            query: the question (1 to `max_query_chars` characters).
+            top_k: how many hits, in [1, `max_top_k`].
+            mode: "hybrid", "dense" or "bm25".
+            doc_ids: search only these documents.
+
+        Returns:
+            Up to `top_k` hits with the fused score and its normalized parts.
+
+        Raises:
+            InvalidQueryError: a parameter out of range.
+            DocumentNotFoundError: an unknown id in `doc_ids`.
+        """
+        query = validate_request(query, top_k, mode, self.config)
+        rows = self._rows_for(doc_ids)
+        n = max(self.config.candidates, top_k)
+        keyword = self._keyword(query, rows, n) if mode in ("hybrid", "bm25") else {}
+        dense = self._dense(query, rows, n) if mode in ("hybrid", "dense") else {}
+        if mode == "bm25":
+            ranked = sorted(keyword.items(), key=lambda kv: (-kv[1], kv[0]))
+        elif mode == "dense":
+            ranked = sorted(dense.items(), key=lambda kv: (-kv[1], kv[0]))
+        elif self.config.fusion == "rrf":
+            ranked = rrf([list(keyword), list(dense)], weights=[self.config.bm25_weight, self.config.dense_weight])
+        else:
+            ranked = weighted_sum([keyword, dense], [self.config.bm25_weight, self.config.dense_weight])
+        return [
+            Hit(passage=self.data.passages[row], score=float(score),
+                dense_score=dense.get(row) if mode != "bm25" else None,
+                keyword_score=keyword.get(row, 0.0) if mode != "dense" else None)
+            for row, score in ranked[:top_k]
+        ]
