@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qa.errors import IngestError, NoDocumentsError
-from qa.sections import detect_sections, match_heading, strip_heading_markup
+from qa.sections import HeadingMatch, detect_sections, match_heading, strip_heading_markup
 from qa.types import Document, DocumentMeta
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
@@ -52,6 +52,9 @@ _WORD_COUNT_SUFFIX = re.compile(r"\s*\d{3,6}\s*字$")
 _DOC_KIND_SUFFIX = re.compile(r"(?:讲话|报告|发言|致辞|通知|意见|决定|纪要|方案|总结|公告|通报)$")
 _PLACE = re.compile(r"([\u4e00-\u9fff]{2}[区县])(?![城域级委政间划内外])")
 _NOT_PLACE_CHARS = set("全我本该各每城园社疫示合街辖地山市省")
+
+
+_NO_MATCH = HeadingMatch(99, "", 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +256,9 @@ def _header_lines(text: str, content_lines: list[tuple[int, int]]) -> list[tuple
     header = []
     for start, end in content_lines[:6]:
         line = text[start:end].strip()
-        if _is_body_line(line) and not line.startswith("#"):
+        # `# 标题` opening the file is the title; a numbered Markdown heading (`## 第一章`) starts the body.
+        markdown_title = line.startswith("#") and not header and (match_heading(line) or _NO_MATCH).rank < 10
+        if _is_body_line(line) and not markdown_title:
             break
         header.append((start, end))
     else:
