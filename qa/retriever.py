@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,9 @@ from qa.text import normalize
 from qa.types import Hit
 
 SEARCH_MODES = ("hybrid", "dense", "bm25")
+# Questions a title block (title, speaker, date, place lines) can answer.
+_METADATA_QUESTION = re.compile(r"谁|哪位|什么时候|哪天|哪一天|何时|哪年|日期|时间|标题|题目|作者|讲话人|发言人|署名|发布|来源|地点|在哪")
+TITLE_BLOCK_FACTOR = 0.5
 FUSION_METHODS = ("weighted", "rrf")
 
 
@@ -102,6 +106,20 @@ class HybridRetriever:
             return {int(rows[i]): float(sims[i]) for i in order}
         return {int(i): float(s) for i, s in self.data.vectors.search(vector, n)[0]}
 
+    def _demote_title_blocks(self, query: str, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """Push title-block passages down unless the question asks for metadata (who, when, which document).
+
+        A title block shares the document's title words with every question that names the document
+        (`县委扩大会议讲话要求落实的“两个责任”是什么`), yet it only answers who spoke, when and where.
+        """
+        if _METADATA_QUESTION.search(query):
+            return ranked
+        header_rows = self.data.header_rows
+        if not any(row in header_rows for row, _ in ranked[:10]):
+            return ranked
+        adjusted = [(row, score * TITLE_BLOCK_FACTOR if row in header_rows else score) for row, score in ranked]
+        return sorted(adjusted, key=lambda rs: (-rs[1], rs[0]))
+
     def search(self, query: str, top_k: int = 5, mode: str = "hybrid", doc_ids: list[str] | None = None) -> list[Hit]:
         """Rank passages for `query`, best first.
 
@@ -131,6 +149,7 @@ class HybridRetriever:
             ranked = rrf([list(keyword), list(dense)], weights=[self.config.bm25_weight, self.config.dense_weight])
         else:
             ranked = weighted_sum([keyword, dense], [self.config.bm25_weight, self.config.dense_weight])
+        ranked = self._demote_title_blocks(query, ranked)
         return [
             Hit(passage=self.data.passages[row], score=float(score),
                 dense_score=dense.get(row) if mode != "bm25" else None,

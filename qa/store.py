@@ -64,11 +64,17 @@ class IndexData:
     config: IndexConfig
     version: str = ""
     doc_rows: dict[str, list[int]] = field(default_factory=dict)
+    header_rows: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
         self.doc_rows = {}
+        headers = set()
         for row, passage in enumerate(self.passages):
             self.doc_rows.setdefault(passage.doc_id, []).append(row)
+            span = self.documents[passage.doc_id].header_span
+            if span is not None and passage.char_start == span[0]:
+                headers.add(row)
+        self.header_rows = frozenset(headers)
 
     def index_texts(self) -> list[str]:
         """What BM25 and the embedder saw, row by row."""
