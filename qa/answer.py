@@ -24,7 +24,8 @@ _WHEN_QUESTION = re.compile(r"什么时候|哪天|哪一天|何时|哪年|哪一
 # A real figure: digits (with decimals/percent/units), or Chinese numerals with a measure word.
 _FIGURE = re.compile(r"\d+(?:[.,]\d+)*\s*(?:%|‰)?|[一二两三四五六七八九十百千万亿]+(?:[个户人家项次天年倍成名座所条])")
 # An anonymised figure: a lone `X` (not part of a Latin word), as in `GDP增长X%` or `X个确诊病例`.
-_PLACEHOLDER = re.compile(r"(?<![A-Za-z])[XＸ](?![A-Za-z])")
+# Matched on raw and on normalized (lower-cased) text alike.
+_PLACEHOLDER = re.compile(r"(?<![A-Za-z])[XxＸｘ](?![A-Za-z])")
 _DATE = re.compile(r"\d{4}\s*年|\d{1,2}\s*月\s*\d{1,2}\s*日|\d{4}-\d{1,2}-\d{1,2}|\d{1,2}\s*月|\d{1,2}\s*日"
                    r"|上周|本周|昨天|今天|今年|去年|上半年|下半年|年底|月底")
 _CLAUSE_SPLIT = re.compile(r"[，,；;、]")

@@ -105,6 +105,9 @@ def load_beir(folder: Path, split: str = "test") -> tuple[list[dict], list[Quest
                    queries_path.read_text(encoding="utf-8").splitlines() if line.strip())}
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise EvalInputError(f"{folder}: cannot read corpus/queries ({e})") from e
+    for number, row in enumerate(corpus, 1):
+        if not isinstance(row, dict) or "_id" not in row:
+            raise EvalInputError(f"{corpus_path}:{number}: each corpus line needs an \"_id\"")
     relevant: dict[str, set[str]] = {}
     with qrels_path.open(encoding="utf-8") as f:
         for row in csv.reader(f, delimiter="\t"):

@@ -18,6 +18,7 @@ SEARCH_MODES = ("hybrid", "dense", "bm25")
 # Questions a title block (title, speaker, date, place lines) can answer.
 _METADATA_QUESTION = re.compile(r"谁|哪位|什么时候|哪天|哪一天|何时|哪年|日期|时间|标题|题目|作者|讲话人|发言人|署名|发布|来源|地点|在哪")
 TITLE_BLOCK_FACTOR = 0.5
+_SEARCHABLE = re.compile(r"[^\W_]")
 FUSION_METHODS = ("weighted", "rrf")
 
 
@@ -65,8 +66,8 @@ def validate_request(query: str, top_k: int, mode: str, config: RetrievalConfig)
         raise InvalidQueryError(f"top_k must be an integer in [1, {config.max_top_k}], got {top_k!r}")
     if mode not in SEARCH_MODES:
         raise InvalidQueryError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
-    if not normalize(query).strip():
-        raise InvalidQueryError("query has no searchable characters")
+    if not _SEARCHABLE.search(normalize(query)):
+        raise InvalidQueryError("query has no searchable characters (letters, digits or Chinese characters)")
     return query
 
 
@@ -153,6 +154,6 @@ class HybridRetriever:
         return [
             Hit(passage=self.data.passages[row], score=float(score),
                 dense_score=dense.get(row) if mode != "bm25" else None,
-                keyword_score=keyword.get(row, 0.0) if mode != "dense" else None)
+                keyword_score=keyword.get(row) if mode != "dense" else None)
             for row, score in ranked[:top_k]
         ]

@@ -39,7 +39,6 @@ from qa.types import Document, DocumentMeta, Passage, Section
 FORMAT_VERSION = 1
 _CURRENT = "CURRENT"
 _CACHE_FILE = "embeddings.sqlite"
-_CHECKED_FILES = ("documents.jsonl", "passages.jsonl")
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +179,8 @@ def save_index(data: IndexData, index_dir: Path) -> str:
     _write_jsonl(tmp / "passages.jsonl", (p.to_dict() for p in data.passages))
     data.vectors.save(tmp, model_name=data.model_name)
     data.bm25.save(tmp / "bm25")
-    checksums = {name: _sha256(tmp / name) for name in _CHECKED_FILES}
-    checksums.update({p.name: _sha256(p) for p in tmp.iterdir() if p.name.startswith("vectors.")})
+    # Every data file is checksummed, so a flipped byte anywhere is refused at load instead of scoring `inf`.
+    checksums = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
     manifest = {
         "format_version": FORMAT_VERSION,
         "model": data.model_name,

@@ -111,7 +111,7 @@ class Hit:
         score: the score used for ranking (higher is better): in hybrid mode the weighted sum of both signals,
             each min-max normalized over its candidates.
         dense_score: cosine similarity of question and passage (None in bm25 mode, or when not a dense candidate).
-        keyword_score: raw BM25 score (None in dense mode).
+        keyword_score: raw BM25 score (None in dense mode, or when not a keyword candidate).
         answer: the sentence in the passage that best answers the question, if any.
     """
 
