@@ -1,0 +1,164 @@
+"""OpenAI-compatible chat: GET /v1/models, POST /v1/chat/completions (plain and `stream: true` SSE).
+
+The reply is extractive (no LLM): the answer sentence + " [1]", then the numbered sources. The machine-readable
+sources ride along as `citations` (same fields as the search hits) on the message and the response, and on the final
+stream chunk. A follow-up question ("那社会消费品零售总额呢？") is rewritten from the earlier user turns and searched
+inside the document that answered the previous question (see `qa.conversation`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from api.deps import ApiKeyDep, ServiceDep, SettingsDep
+from api.errors import HTTPError
+from api.llm import llm_reply
+from api.reply import extractive_reply, rough_tokens, stream_pieces, with_sources
+from api.schemas import (
+    MODEL_ID,
+    AssistantMessage,
+    ChatChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChunkChoice,
+    ChunkDelta,
+    ErrorOut,
+    HitOut,
+    ModelList,
+    ModelOut,
+    RetrievalInfo,
+    Usage,
+)
+from qa.config import Settings
+from qa.conversation import plan_followup, previous_document
+from qa.errors import InvalidQueryError
+from qa.service import QAService
+
+router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[ApiKeyDep])
+
+# A fixed creation time for the one model (2024-01-01), so /v1/models is stable across restarts.
+_MODEL_CREATED = 1704067200
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    content: str
+    citations: list[HitOut]
+    retrieval: RetrievalInfo
+    usage: Usage
+
+
+def _model() -> ModelOut:
+    return ModelOut(id=MODEL_ID, created=_MODEL_CREATED, owned_by="zhqa")
+
+
+def _reply(body: ChatCompletionRequest, service: QAService, settings: Settings) -> _Reply:
+    """Search for the last user question (rewritten if it is a follow-up) and compose the reply (blocking)."""
+    turns = [(m.role, m.text()) for m in body.messages]
+    try:
+        plan = plan_followup(turns)
+    except ValueError as e:  # also checked by the schema; kept so the core's message reaches the client
+        raise InvalidQueryError(str(e)) from e
+    mode = body.mode or settings.default_mode
+    top_k = settings.default_top_k if body.top_k is None else body.top_k
+    doc_ids = body.doc_ids or None
+    query = plan.query
+    if plan.elliptical:
+        # Chat requests carry no state: search the previous question again to find the document it was about.
+        previous_doc = previous_document(plan, lambda q: service.search(q, top_k=1, mode=mode, doc_ids=doc_ids))
+        if previous_doc is not None:
+            query, doc_ids = plan.focused, [previous_doc]
+    answer = service.ask(query, top_k=top_k, mode=mode, doc_ids=doc_ids)
+    questions = [text for role, text in turns if role == "user" and text.strip()]
+    llm_text = llm_reply(settings, questions, answer) if settings.llm_base_url else None
+    content = with_sources(llm_text, answer) if llm_text else extractive_reply(answer)
+    prompt_tokens = sum(rough_tokens(text) for _, text in turns)
+    completion_tokens = rough_tokens(content)
+    return _Reply(
+        content=content,
+        citations=[HitOut.from_hit(i, hit) for i, hit in enumerate(answer.hits, start=1)],
+        retrieval=RetrievalInfo(query=query, mode=mode, doc_ids=doc_ids, followup=plan.elliptical,
+                                answerable=answer.answerable, answer_source="llm" if llm_text else "extractive"),
+        usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                    total_tokens=prompt_tokens + completion_tokens),
+    )
+
+
+def _sse(chunk: ChatCompletionChunk) -> str:
+    data = chunk.model_dump(mode="json")
+    # Like OpenAI: extension fields and usage only where they are set, a delta holds only what it carries.
+    for key in ("usage", "citations", "retrieval"):
+        if data[key] is None:
+            del data[key]
+    for choice in data["choices"]:
+        choice["delta"] = {k: v for k, v in choice["delta"].items() if v is not None}
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def _stream(reply: _Reply, completion_id: str, created: int, include_usage: bool) -> Iterator[str]:
+    """SSE events: a role delta, the content in pieces, a final chunk with finish_reason and citations, [DONE]."""
+
+    def chunk(delta: ChunkDelta, **extra) -> ChatCompletionChunk:
+        finish = extra.pop("finish_reason", None)
+        return ChatCompletionChunk(id=completion_id, created=created, model=MODEL_ID,
+                                   choices=[ChunkChoice(delta=delta, finish_reason=finish)], **extra)
+
+    yield _sse(chunk(ChunkDelta(role="assistant", content="")))
+    for piece in stream_pieces(reply.content):
+        yield _sse(chunk(ChunkDelta(content=piece)))
+    yield _sse(chunk(ChunkDelta(), finish_reason="stop", citations=reply.citations, retrieval=reply.retrieval))
+    if include_usage:
+        usage_chunk = ChatCompletionChunk(id=completion_id, created=created, model=MODEL_ID, choices=[],
+                                          usage=reply.usage)
+        yield _sse(usage_chunk)
+    yield "data: [DONE]\n\n"
+
+
+@router.get("/models", response_model=ModelList)
+def list_models() -> ModelList:
+    """The one model this server offers (retrieval with extractive answers)."""
+    return ModelList(data=[_model()])
+
+
+@router.get("/models/{model_id}", response_model=ModelOut, responses={404: {"model": ErrorOut}})
+def get_model(*, model_id: str) -> ModelOut:
+    """A model by id (only the one this server offers)."""
+    if model_id != MODEL_ID:
+        raise HTTPError(404, f"unknown model {model_id!r}; this server offers {MODEL_ID!r}", "not_found")
+    return _model()
+
+
+@router.post(
+    "/chat/completions", response_model=ChatCompletion,
+    responses={200: {"content": {"text/event-stream": {"description": "chat.completion.chunk events when "
+                                                                      "stream is true, then data: [DONE]"}}},
+               404: {"model": ErrorOut}, 422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+)
+async def chat_completions(
+    *, body: ChatCompletionRequest, service: ServiceDep, settings: SettingsDep,
+) -> ChatCompletion | StreamingResponse:
+    """Answer the last user message with cited passages; `stream: true` sends SSE `chat.completion.chunk`s.
+
+    Any model name is accepted (clients often hard-code one); replies name this server's model.
+    """
+    # Retrieval runs before any byte is sent, so a bad request gets its status code even when streaming.
+    reply = await run_in_threadpool(_reply, body, service, settings)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return StreamingResponse(_stream(reply, completion_id, created, include_usage),
+                                 media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    message = AssistantMessage(content=reply.content, citations=reply.citations)
+    return ChatCompletion(id=completion_id, created=created, model=MODEL_ID, choices=[ChatChoice(message=message)],
+                          usage=reply.usage, citations=reply.citations, retrieval=reply.retrieval)

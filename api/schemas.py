@@ -1,0 +1,320 @@
+"""Request and response bodies of the HTTP API, apart from the core types in `qa.types`.
+
+Naming: `XRequest` for bodies clients send, `XOut`/`XDetail` for what the API returns, and the OpenAI wire names
+(`ChatCompletion`, `ChatCompletionChunk`, `ModelList`) for the chat endpoint. Ranges that depend on settings
+(top_k up to QA_MAX_TOP_K, query length up to QA_MAX_QUERY_CHARS) are checked by the service, whose message names
+the allowed range; `api.main` writes the configured bounds into the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from qa.types import Answer, Document, Hit
+
+SearchMode = Literal["hybrid", "dense", "bm25"]
+MODEL_ID = "zhqa-retrieval"
+
+
+# --- search ---------------------------------------------------------------------------------------------------------
+
+
+class SearchRequest(BaseModel):
+    """A question to search the documents for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(description="the question, 1 to QA_MAX_QUERY_CHARS characters (default 2000), not blank",
+                       examples=["古塔区固定资产投资完成多少"])
+    top_k: int | None = Field(None, description="how many passages, 1 to QA_MAX_TOP_K (default 100); "
+                                                "QA_DEFAULT_TOP_K when omitted")
+    mode: SearchMode | None = Field(None, description="hybrid (BM25 + dense), dense or bm25; QA_DEFAULT_MODE "
+                                                      "when omitted")
+    doc_ids: list[str] | None = Field(None, description="search only these documents (ids from /v1/documents)")
+
+
+class AnswerSpanOut(BaseModel):
+    """The answering sentence inside a passage: `text[start:end]` of the hit."""
+
+    start: int
+    end: int
+    text: str
+
+
+class HitOut(BaseModel):
+    """One cited passage; `document.text[char_start:char_end] == text`."""
+
+    rank: int = Field(description="1-based rank")
+    score: float = Field(description="ranking score (hybrid: weighted sum of the normalized signals)")
+    dense_score: float | None = Field(description="raw cosine similarity; null when the mode skipped it")
+    keyword_score: float | None = Field(description="raw BM25 score; null when the mode skipped it")
+    passage_id: str
+    doc_id: str
+    doc_title: str
+    section_path: list[str] = Field(description="headings from the top of the outline down to the passage")
+    paragraph_index: int = Field(description="0-based paragraph where the passage starts")
+    char_start: int
+    char_end: int
+    page: int | None = Field(description="1-based page for paged formats, null for text files")
+    text: str
+    answer_span: AnswerSpanOut | None = Field(description="the answering sentence, offsets into `text`")
+
+    @classmethod
+    def from_hit(cls, rank: int, hit: Hit) -> HitOut:
+        p = hit.passage
+        span = hit.answer
+        return cls(
+            rank=rank,
+            score=round(hit.score, 6),
+            dense_score=None if hit.dense_score is None else round(hit.dense_score, 6),
+            keyword_score=None if hit.keyword_score is None else round(hit.keyword_score, 6),
+            passage_id=p.passage_id, doc_id=p.doc_id, doc_title=p.doc_title, section_path=list(p.section_path),
+            paragraph_index=p.paragraph_index, char_start=p.char_start, char_end=p.char_end, page=p.page,
+            text=p.text,
+            answer_span=None if span is None else AnswerSpanOut(start=span.start, end=span.end, text=span.text),
+        )
+
+
+class AnswerOut(BaseModel):
+    """The extractive answer: the top passage's answering sentence, or a 不知道 sentence with the reason."""
+
+    text: str
+    answerable: bool
+    confidence: float = Field(description="weighted share of the question's terms in the best passage, 0..1")
+
+
+class SearchResponse(BaseModel):
+    query: str
+    answer: AnswerOut
+    hits: list[HitOut]
+    took_ms: float
+
+    @classmethod
+    def from_answer(cls, answer: Answer, took_ms: float) -> SearchResponse:
+        return cls(
+            query=answer.query,
+            answer=AnswerOut(text=answer.text, answerable=answer.answerable, confidence=answer.confidence),
+            hits=[HitOut.from_hit(i, hit) for i, hit in enumerate(answer.hits, start=1)],
+            took_ms=round(took_ms, 2),
+        )
+
+
+# --- documents ------------------------------------------------------------------------------------------------------
+
+
+class DocumentMetaOut(BaseModel):
+    speaker: str | None = None
+    date: str | None = None
+    place: str | None = None
+
+
+class DocumentOut(BaseModel):
+    id: str
+    title: str
+    source: str = Field(description="file name or label the document came from (a label only, never opened)")
+    meta: DocumentMetaOut
+    passage_count: int
+    chars: int
+
+    @classmethod
+    def from_document(cls, doc: Document, passage_count: int) -> DocumentOut:
+        return cls(id=doc.doc_id, title=doc.title, source=doc.source,
+                   meta=DocumentMetaOut(speaker=doc.meta.speaker, date=doc.meta.date, place=doc.meta.place),
+                   passage_count=passage_count, chars=len(doc.text))
+
+
+class SectionOut(BaseModel):
+    level: int
+    title: str
+    path: list[str]
+    start: int
+    end: int
+
+
+class DocumentDetail(DocumentOut):
+    sections: list[SectionOut]
+    text: str | None = Field(None, description="the full text, only with ?include_text=true")
+
+    @classmethod
+    def from_document_detail(cls, doc: Document, passage_count: int, include_text: bool) -> DocumentDetail:
+        base = DocumentOut.from_document(doc, passage_count)
+        sections = [SectionOut(level=s.level, title=s.title, path=list(s.path), start=s.start, end=s.end)
+                    for s in doc.sections]
+        return cls(**base.model_dump(), sections=sections, text=doc.text if include_text else None)
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentOut]
+    total: int
+
+
+class DocumentCreate(BaseModel):
+    """A document sent as JSON instead of a file upload."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="the document text")
+    title: str | None = Field(None, max_length=500, description="title; derived from the text when omitted")
+    filename: str | None = Field(None, max_length=500, description="a label for the source; never used as a path")
+
+
+class DocumentCreated(BaseModel):
+    created: bool = Field(description="false when the same content was already indexed (nothing changed)")
+    document: DocumentOut
+
+
+class DocumentDeleted(BaseModel):
+    deleted: bool
+    document: DocumentOut
+
+
+# --- health ---------------------------------------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    index_loaded: bool
+    documents: int
+    passages: int
+    model: str
+    read_only: bool
+    error: str | None = None
+
+
+# --- errors ---------------------------------------------------------------------------------------------------------
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(description="what went wrong, in one sentence")
+    type: str = Field(description="error kind, e.g. invalid_request, not_found, index_unavailable")
+    errors: list[dict[str, Any]] | None = Field(None, description="each invalid field, for validation errors")
+
+
+# --- OpenAI chat ----------------------------------------------------------------------------------------------------
+
+
+class ContentPart(BaseModel):
+    """One part of a multi-part message; only `text` parts are read."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str = Field(description="system, user, assistant (others are ignored)")
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        """The message text; the text parts of a multi-part content joined by newlines."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(part.text for part in self.content if part.type == "text" and part.text)
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI chat completion request; unknown OpenAI fields (temperature, max_tokens…) are accepted and ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = MODEL_ID
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    top_k: int | None = Field(None, description="extension: how many passages to cite")
+    doc_ids: list[str] | None = Field(None, description="extension: answer only from these documents")
+    mode: SearchMode | None = Field(None, description="extension: retrieval mode")
+
+    @field_validator("messages")
+    @classmethod
+    def _has_user_text(cls, messages: list[ChatMessage]) -> list[ChatMessage]:
+        if not any(m.role == "user" and m.text().strip() for m in messages):
+            raise ValueError("messages must contain a user message with non-empty text content")
+        return messages
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+    citations: list[HitOut] = Field(description="extension: the numbered sources of the reply, [1] first")
+
+
+class ChatChoice(BaseModel):
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: Literal["stop"] = "stop"
+
+
+class RetrievalInfo(BaseModel):
+    """Extension: how the last user question was searched (after follow-up rewriting)."""
+
+    query: str
+    mode: str
+    doc_ids: list[str] | None
+    followup: bool
+    answerable: bool
+    answer_source: Literal["extractive", "llm"]
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(description="unix time in seconds")
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+    citations: list[HitOut] = Field(description="extension: same as choices[0].message.citations")
+    retrieval: RetrievalInfo
+
+
+class ChunkDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: ChunkDelta
+    finish_reason: Literal["stop"] | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+    citations: list[HitOut] | None = Field(None, description="extension: only on the final chunk")
+    retrieval: RetrievalInfo | None = Field(None, description="extension: only on the final chunk")
+
+
+class ModelOut(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelOut]
