@@ -1,0 +1,1 @@
+"""Chinese document question answering: ingestion, outline, passages, hybrid retrieval, answers, evaluation."""
