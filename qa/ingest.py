@@ -17,7 +17,8 @@ from qa.sections import HeadingMatch, detect_sections, match_heading, strip_head
 from qa.types import Document, DocumentMeta
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES
+# Word, PDF and web pages are read by `qa.formats` (its FORMAT_SUFFIXES) into text in the same conventions.
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES + (".docx", ".pdf", ".html", ".htm")
 
 # Whole lines that are web-page furniture, never content.
 _BOILERPLATE_LINE = re.compile(
@@ -98,8 +99,22 @@ def document_id(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def document_from_text(text: str, source: str, title: str | None = None) -> Document:
+def document_from_text(
+    text: str,
+    source: str,
+    title: str | None = None,
+    *,
+    page_starts: tuple[int, ...] | list[int] = (),
+    title_hint: str | None = None,
+    date_hint: str | None = None,
+) -> Document:
     """Build a `Document` from decoded text: boilerplate spans, header metadata, title and outline.
+
+    Args:
+        title: the title to use, whatever the text says.
+        page_starts: offsets in `text` where pages 2, 3, ... start (PDF).
+        title_hint / date_hint: what a file's properties say (Word core properties, PDF info, a web page's
+            <title>/meta tags); used only where the text itself gives no title line / no date.
 
     Raises:
         IngestError: the text has no content left after boilerplate is set aside.
@@ -114,7 +129,10 @@ def document_from_text(text: str, source: str, title: str | None = None) -> Docu
     derived_title = _title_from_header(text, header)
     header_end = header[-1][1] if header else None
     sections = detect_sections(text, lines, body_start=header_end or 0, boilerplate=boilerplate)
-    doc_title = (title or "").strip() or derived_title or _derive_title(text, sections, lines, source)
+    doc_title = ((title or "").strip() or derived_title or (title_hint or "").strip()
+                 or _derive_title(text, sections, lines, source))
+    if meta.date is None and date_hint:
+        meta = DocumentMeta(speaker=meta.speaker, date=date_hint, place=meta.place)
     return Document(
         doc_id=document_id(text),
         title=doc_title,
@@ -124,6 +142,7 @@ def document_from_text(text: str, source: str, title: str | None = None) -> Docu
         sections=tuple(sections),
         boilerplate=tuple(boilerplate),
         header_span=(header[0][0], header[-1][1]) if header else None,
+        page_starts=tuple(sorted(min(max(0, p), len(text)) for p in page_starts)),
     )
 
 
@@ -143,7 +162,9 @@ def load_document(path: Path) -> Document:
         data = path.read_bytes()
     except OSError as e:
         raise IngestError(source, f"cannot read: {e.strerror or e}") from e
-    return document_from_text(decode_bytes(data, source), source)
+    from qa.formats import document_from_bytes  # here, not at the top: qa.formats builds on this module
+
+    return document_from_bytes(data, source, path.suffix)
 
 
 def find_files(paths: list[Path]) -> tuple[list[Path], list[IngestError]]:
@@ -152,8 +173,10 @@ def find_files(paths: list[Path]) -> tuple[list[Path], list[IngestError]]:
     problems: list[IngestError] = []
     for path in paths:
         if path.is_dir():
+            # Hidden files and Office lock files (`~$报告.docx`, left beside an open document) are not documents.
             inside = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
-                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+                            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                            and not p.name.startswith("~$"))
             if not inside:
                 problems.append(IngestError(str(path), "folder holds no supported files "
                                                        f"({', '.join(SUPPORTED_SUFFIXES)})"))
