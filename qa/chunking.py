@@ -54,8 +54,9 @@ def paragraphs(doc: Document) -> list[tuple[int, int]]:
         else:
             spans.append((start, end))
         stripped = line.rstrip().replace("**", "")
+        # Table rows (`单元格 | 单元格`, as Word tables are read) end without punctuation but are complete lines.
         joinable = (not is_heading and len(stripped) >= 10 and not _in_header(doc, start)
-                    and stripped[-1] not in _SENTENCE_END_CHARS)
+                    and stripped[-1] not in _SENTENCE_END_CHARS and " | " not in stripped)
     return spans
 
 
