@@ -26,10 +26,11 @@ def get_settings(request: Request) -> Settings:
 
 def get_service(request: Request) -> QAService:
     """The app's service; when its index could not be opened at startup, that error (-> 503) is raised again."""
-    service: QAService = request.app.state.service
-    if not service.loaded:
+    service: QAService | None = request.app.state.service
+    if service is None or not service.loaded:
         error: QAError | None = getattr(request.app.state, "startup_error", None)
-        raise error or IndexNotFoundError(f"no index loaded from {service.index_dir}")
+        where = f" from {service.index_dir}" if service is not None else ""
+        raise error or IndexNotFoundError(f"no index loaded{where} yet; the service is starting")
     return service
 
 

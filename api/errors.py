@@ -29,6 +29,7 @@ from qa.errors import (
     QAError,
     ReadOnlyError,
 )
+from qa.store import IndexWriteError
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +43,13 @@ STATUS_BY_ERROR: dict[type[QAError], tuple[int, str]] = {
     IndexNotFoundError: (503, "index_unavailable"),
     IndexMismatchError: (503, "index_unavailable"),
     IndexCorruptError: (503, "index_unavailable"),
+    IndexWriteError: (503, "index_unwritable"),  # 507 when the disk is full, see `qa_error_handler`
 }
 
 _TYPE_BY_STATUS = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
-                   415: "unsupported_media_type", 422: "invalid_request", 503: "unavailable"}
+                   415: "unsupported_media_type", 422: "invalid_request", 500: "internal_error",
+                   503: "unavailable", 507: "insufficient_storage"}
 
 
 # Paths whose clients are OpenAI SDKs, which read the message from {"error": {"message": ...}}.
@@ -97,6 +100,13 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", ()):
+            if name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+                # Bodies are never decompressed: a gzip body would only be misread as binary or invalid JSON, and
+                # refusing it outright keeps a small compressed body from expanding into a huge one.
+                await error_response(415, f"compressed request bodies are not accepted (Content-Encoding: "
+                                          f"{value.decode('latin-1')[:40]}); send the body uncompressed",
+                                     "unsupported_media_type", path=scope.get("path", ""))(scope, receive, send)
+                return
             if name == b"content-length":
                 try:
                     declared = int(value)
@@ -163,10 +173,23 @@ def _readable(error: dict[str, Any]) -> str:
     return f"{_field(error['loc'])}: {message}"
 
 
+def _utf8_problem(body: bytes | None) -> str | None:
+    """Where a body stops being UTF-8 (JSON must be UTF-8), or None."""
+    if not body:
+        return None
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"invalid JSON body: it is not UTF-8 text (byte 0x{body[e.start]:02x} at position {e.start})"
+    return None
+
+
 async def validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = list(exc.errors())
     if errors and all(e.get("type") == "json_invalid" for e in errors):
-        return error_response(400, _readable(errors[0]), "invalid_json", path=request.url.path)
+        # The body was read whole already (and within the size limit) to be parsed; `_body` is Starlette's cache.
+        message = _utf8_problem(getattr(request, "_body", None)) or _readable(errors[0])
+        return error_response(400, message, "invalid_json", path=request.url.path)
     content_type = request.headers.get("content-type", "")
     body_errors = [e for e in errors if tuple(e.get("loc", ()))[:1] == ("body",)]
     if body_errors and "json" not in content_type.lower() and request.method in ("POST", "PUT", "PATCH"):
@@ -187,15 +210,53 @@ async def qa_error_handler(request: Request, exc: Exception) -> JSONResponse:
             break
     else:
         status, kind = 500, "internal_error"
+    if isinstance(exc, IndexWriteError) and exc.no_space:
+        status, kind = 507, "insufficient_storage"
     if status >= 500:
         logger.warning("%s %s -> %d: %s", request.method, request.url.path, status, exc)
     return error_response(status, str(exc), kind, path=request.url.path)
 
 
+def _allowed_methods(request: Request) -> str | None:
+    """Every method the matched path template answers (Starlette lists only the first route's methods)."""
+    template = getattr(request.scope.get("route"), "path", None)
+    if not template:
+        return None
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if getattr(route, "path", None) == template:
+            methods |= set(getattr(route, "methods", None) or ())
+    paths = request.app.openapi().get("paths", {})
+    methods |= {m.upper() for m in paths.get(template, {}) if m.lower() in _HTTP_METHODS}
+    return ", ".join(sorted(methods)) if methods else None
+
+
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
 async def http_error_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     kind = getattr(exc, "type", None)
-    return error_response(exc.status_code, str(exc.detail), kind, headers=getattr(exc, "headers", None),
-                          path=request.url.path)
+    headers = dict(getattr(exc, "headers", None) or {})
+    detail = str(exc.detail)
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = allowed
+        if detail == "Method Not Allowed":
+            detail = f"method {request.method} is not allowed on {request.url.path}" + (
+                f"; use {allowed}" if allowed else "")
+    elif exc.status_code == 404 and detail == "Not Found":
+        detail = f"no route {request.method} {request.url.path}; the routes are listed at /docs"
+    return error_response(exc.status_code, detail, kind, headers=headers or None, path=request.url.path)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Last resort for a bug: a JSON 500 with the request id, the traceback in the log (never the request body)."""
+    request_id = getattr(request.state, "request_id", None)
+    logger.error("%s %s -> 500: unexpected %s", request.method, request.url.path, type(exc).__name__,
+                 exc_info=exc)
+    detail = "internal error" + (f" (request id {request_id})" if request_id else "")
+    return error_response(500, detail, "internal_error", path=request.url.path)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -203,3 +264,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(QAError, qa_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, unexpected_error_handler)

@@ -6,6 +6,7 @@ Nothing is built at import time.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,16 +16,20 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from api.deps import build_service
+from api.deps import ApiKeyDep, build_service
 from api.errors import BodySizeLimitMiddleware, install_error_handlers
+from api.observability import REQUEST_ID_HEADER, Metrics, RequestContextMiddleware, configure_logging
+from api.observability import router as metrics_router
 from api.routes import documents, health, openai, search
 from api.schemas import DocumentCreate
 from qa.config import Settings, get_settings
 from qa.errors import IndexCorruptError, IndexMismatchError, IngestError, NoDocumentsError
 from qa.service import QAService
+from qa.store import IndexWriteError
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +50,32 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if not service.loaded:
         try:
             await run_in_threadpool(service.open, list(settings.corpus))
-        except (IndexMismatchError, IndexCorruptError, NoDocumentsError, IngestError) as e:
+        except (IndexMismatchError, IndexCorruptError, IndexWriteError, NoDocumentsError, IngestError) as e:
             logger.error("cannot open the index in %s: %s", service.index_dir, e)
             app.state.startup_error = e
     yield
 
 
-def _openapi_with_limits(app: FastAPI, settings: Settings) -> None:
-    """Complete the OpenAPI schema: the configured limits (QA_MAX_TOP_K, QA_MAX_QUERY_CHARS) on SearchRequest,
-    and DocumentCreate, which the upload route reads by hand (it also takes multipart) so FastAPI does not see it.
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
+# Responses every operation of a kind can give, added to the schema where a route does not list them itself.
+_BODY_ERRORS = {"400": "invalid JSON body", "413": "request body or upload larger than the limit",
+                "415": "wrong or missing Content-Type, or a compressed body"}
+_COMMON_ERRORS = {"422": "a parameter or body field is invalid",
+                  "503": "the index is not loaded (the message says why; /health too)"}
+_HTTP_METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}
+
+
+def _complete_openapi(app: FastAPI, settings: Settings) -> None:
+    """Complete the OpenAPI schema so it says what the server actually does.
+
+    - the configured limits (QA_MAX_TOP_K, QA_MAX_QUERY_CHARS) on SearchRequest, and DocumentCreate, which the
+      upload route reads by hand (it also takes multipart) so FastAPI does not see it;
+    - the bearer security requirement only when QA_API_KEY is set (and then its 401 on every protected operation);
+    - the error responses shared by all operations (400/413/415 for bodies, 422, 503), with the ErrorOut body.
     """
     default_openapi = app.openapi
 
@@ -68,10 +90,52 @@ def _openapi_with_limits(app: FastAPI, settings: Settings) -> None:
                 props["query"].update(minLength=1, maxLength=settings.max_query_chars)
             if "top_k" in props:
                 props["top_k"].update(minimum=1, maximum=settings.max_top_k)
+            keyed = settings.api_key is not None
+            if not keyed:
+                schema["components"].pop("securitySchemes", None)
+            for path, item in schema.get("paths", {}).items():
+                for method, operation in item.items():
+                    if method not in _HTTP_METHODS:
+                        continue
+                    responses = operation.setdefault("responses", {})
+                    if "HTTPValidationError" in json.dumps(responses.get("422", {})):
+                        # FastAPI's default 422 body ({"detail": [...]}) is not what `api.errors` sends.
+                        responses["422"] = _error_response(_COMMON_ERRORS["422"])
+                    if not keyed:
+                        operation.pop("security", None)
+                    elif operation.get("security"):
+                        responses.setdefault("401", _error_response("missing or invalid API key"))
+                    if path == "/health":
+                        continue
+                    if "requestBody" in operation:
+                        for status, description in _BODY_ERRORS.items():
+                            responses.setdefault(status, _error_response(description))
+                    if path.startswith("/v1/"):
+                        for status, description in _COMMON_ERRORS.items():
+                            responses.setdefault(status, _error_response(description))
+            if "HTTPValidationError" not in json.dumps(schema["paths"]):
+                components.pop("HTTPValidationError", None)
+                components.pop("ValidationError", None)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_docs_routes(app: FastAPI) -> None:
+    """/openapi.json, /docs and /redoc: they follow the API key rule (open without QA_API_KEY, keyed with it)."""
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[ApiKeyDep])
+    def openapi_json() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[ApiKeyDep])
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - API")
+
+    @app.get("/redoc", include_in_schema=False, dependencies=[ApiKeyDep])
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - API")
 
 
 def create_app(settings: Settings | None = None, service: QAService | None = None) -> FastAPI:
@@ -91,16 +155,23 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
         summary="Chinese document question answering with cited source passages (retrieval, no LLM).",
         version="0.1.0",
         lifespan=lifespan,
+        # Served by `_add_docs_routes`, behind the API key when one is set.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.service = service
     app.state.startup_error = None
+    app.state.metrics = Metrics(app)
 
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(search.router)
     app.include_router(documents.router)
     app.include_router(openai.router)
+    app.include_router(metrics_router)
+    _add_docs_routes(app)
 
     @app.get("/", include_in_schema=False)
     def chat_page() -> FileResponse:
@@ -108,17 +179,26 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
+    # Middleware added later runs earlier. The size limit refuses an oversized body before any other work; CORS
+    # wraps it, so a browser can read that refusal too; the request context (id, metrics, access log) wraps
+    # everything, refusals included.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
-                           allow_headers=["Authorization", "Content-Type"])
-    # Added last so it runs first: an oversized body is refused before any other work.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    _openapi_with_limits(app, settings)
+                           allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
+                           expose_headers=[REQUEST_ID_HEADER])
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    _complete_openapi(app, settings)
     return app
 
 
 def serve(settings: Settings) -> None:
-    """Run the app with uvicorn on settings.host:settings.port until interrupted (used by `qa serve`)."""
+    """Run the app with uvicorn on settings.host:settings.port until interrupted (used by `qa serve`).
+
+    Logs go to stderr as JSON lines with the request id (see `api.observability`).
+    """
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    configure_logging()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False,
+                log_level="info")

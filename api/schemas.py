@@ -8,14 +8,45 @@ the allowed range; `api.main` writes the configured bounds into the OpenAPI sche
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from qa.types import Answer, Document, Hit
 
 SearchMode = Literal["hybrid", "dense", "bm25"]
 MODEL_ID = "zhqa-retrieval"
+
+# JSON allows "\ud800" (half of a UTF-16 pair) but it is not Unicode text: nothing can encode it as UTF-8.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# C0 controls other than tab, line feed and carriage return, and DEL: never part of a question or a title.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def check_text(value: Any, *, controls: bool = False) -> Any:
+    """Refuse strings that are not plain Unicode text: lone surrogates always, control characters unless allowed.
+
+    Used as a before-validator, so the message (`<field>: contains …`) names the character and where it is.
+    """
+    if isinstance(value, str):
+        bad = _LONE_SURROGATE.search(value)
+        if bad:
+            raise ValueError(f"contains a lone UTF-16 surrogate (\\u{ord(bad.group()):04x} at character "
+                             f"{bad.start()}), which is not valid Unicode text")
+        bad = None if controls else _CONTROL.search(value)
+        if bad:
+            raise ValueError(f"contains the control character U+{ord(bad.group()):04X} at character {bad.start()}; "
+                             "send plain text")
+    return value
+
+
+def _check_document_text(value: Any) -> Any:
+    return check_text(value, controls=True)  # form feeds mark pages; NUL bytes are refused later as binary
+
+
+Text = Annotated[str, BeforeValidator(check_text)]
+DocumentText = Annotated[str, BeforeValidator(_check_document_text)]
 
 
 # --- search ---------------------------------------------------------------------------------------------------------
@@ -26,13 +57,14 @@ class SearchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(description="the question, 1 to QA_MAX_QUERY_CHARS characters (default 2000), not blank",
-                       examples=["古塔区固定资产投资完成多少"])
+    query: Text = Field(description="the question, 1 to QA_MAX_QUERY_CHARS characters (default 2000), not blank, "
+                                    "with at least one letter, digit or Chinese character and no control characters",
+                        examples=["古塔区固定资产投资完成多少"])
     top_k: int | None = Field(None, description="how many passages, 1 to QA_MAX_TOP_K (default 100); "
                                                 "QA_DEFAULT_TOP_K when omitted")
     mode: SearchMode | None = Field(None, description="hybrid (BM25 + dense), dense or bm25; QA_DEFAULT_MODE "
                                                       "when omitted")
-    doc_ids: list[str] | None = Field(None, description="search only these documents (ids from /v1/documents)")
+    doc_ids: list[Text] | None = Field(None, description="search only these documents (ids from /v1/documents)")
 
 
 class AnswerSpanOut(BaseModel):
@@ -155,9 +187,10 @@ class DocumentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(description="the document text")
-    title: str | None = Field(None, max_length=500, description="title; derived from the text when omitted")
-    filename: str | None = Field(None, max_length=500, description="a label for the source; never used as a path")
+    text: DocumentText = Field(description="the document text")
+    title: Text | None = Field(None, max_length=500, description="title; derived from the text when omitted")
+    filename: Text | None = Field(None, max_length=500,
+                                  description="a label for the source; never used as a path")
 
 
 class DocumentCreated(BaseModel):
@@ -201,7 +234,7 @@ class ContentPart(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: str
-    text: str | None = None
+    text: str | None = None  # checked by ChatMessage, so an error names the message, not a union branch
 
 
 class ChatMessage(BaseModel):
@@ -209,6 +242,15 @@ class ChatMessage(BaseModel):
 
     role: str = Field(description="system, user, assistant (others are ignored)")
     content: str | list[ContentPart] | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _plain_text(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            for part in value:
+                check_text(part.get("text") if isinstance(part, dict) else getattr(part, "text", None))
+            return value
+        return check_text(value)
 
     def text(self) -> str:
         """The message text; the text parts of a multi-part content joined by newlines."""
@@ -235,7 +277,7 @@ class ChatCompletionRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     top_k: int | None = Field(None, description="extension: how many passages to cite")
-    doc_ids: list[str] | None = Field(None, description="extension: answer only from these documents")
+    doc_ids: list[Text] | None = Field(None, description="extension: answer only from these documents")
     mode: SearchMode | None = Field(None, description="extension: retrieval mode")
 
     @field_validator("messages")

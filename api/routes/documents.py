@@ -7,6 +7,7 @@ An uploaded file is read into memory (at most QA_MAX_UPLOAD_BYTES) and indexed f
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import PurePosixPath
 from typing import Annotated, Any
@@ -30,8 +31,10 @@ from api.schemas import (
     ErrorOut,
 )
 from qa.config import Settings
-from qa.ingest import decode_bytes, document_from_text
+from qa.formats import document_from_bytes
 from qa.service import QAService
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"], dependencies=[ApiKeyDep])
 
@@ -42,7 +45,7 @@ _UPLOAD_BODY = {
     "required": True,
     "content": {
         "multipart/form-data": {"schema": {
-            "type": "object", "required": ["file"],
+            "type": "object", "required": ["file"], "additionalProperties": False,
             "properties": {"file": {"type": "string", "format": "binary", "description": ".txt or .md file"},
                            "title": {"type": "string"}},
         }},
@@ -64,10 +67,9 @@ def _check_size(size: int, settings: Settings) -> None:
                         "payload_too_large")
 
 
-def _add(service: QAService, data: bytes, label: str, title: str | None) -> tuple[bool, DocumentOut]:
-    """Decode, outline and index a document (blocking: runs in a worker thread)."""
-    text = decode_bytes(data, label)
-    document = document_from_text(text, label, title=title)
+def _add(service: QAService, data: bytes, label: str, title: str | None, suffix: str) -> tuple[bool, DocumentOut]:
+    """Read (text, Word, PDF or web page), outline and index a document (blocking: runs in a worker thread)."""
+    document = document_from_bytes(data, label, suffix, title=title)
     created = service.add_document(document)
     stored = service.document(document.doc_id)
     return created, DocumentOut.from_document(stored, service.passage_count(stored.doc_id))
@@ -130,19 +132,25 @@ def get_document(
                422: {"model": ErrorOut}},
 )
 async def add_document(*, request: Request, service: ServiceDep, settings: SettingsDep) -> JSONResponse:
-    """Add a document: a multipart upload (field `file`, .txt/.md) or JSON `{text, title?, filename?}`.
+    """Add a document: a multipart upload (field `file`: .txt/.md/.docx/.pdf/.html by default) or JSON `{text, title?, filename?}`.
 
     201 when added, 200 with `created: false` when the same content is already indexed.
     """
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
         data, label, title = await _from_form(request, settings)
+        suffix = PurePosixPath(label).suffix.lower()
     elif content_type.startswith("application/json") or "+json" in content_type.split(";")[0]:
         data, label, title = await _from_json(request, settings)
+        suffix = ".txt"  # JSON carries plain text, whatever its `filename` label says
     else:
         raise HTTPError(415, "send multipart/form-data with a 'file' field, or application/json with "
                              f"{{\"text\": ...}} (got {content_type or 'no content type'})", "unsupported_media_type")
-    created, document = await run_in_threadpool(_add, service, data, label, title)
+    created, document = await run_in_threadpool(_add, service, data, label, title, suffix)
+    # An audit line with ids and sizes only: never the text or the title.
+    logger.info("document %s %s", document.id, "added" if created else "already indexed",
+                extra={"doc_id": document.id, "new": created, "chars": document.chars,
+                       "passages": document.passage_count})
     result = DocumentCreated(created=created, document=document)
     return JSONResponse(result.model_dump(mode="json"), status_code=201 if created else 200,
                         headers={"Location": f"/v1/documents/{document.id}"})
@@ -154,4 +162,5 @@ def delete_document(*, doc_id: str, service: ServiceDep) -> DocumentDeleted:
     """Remove a document and its passages from the index (409 for the last one: an index cannot be empty)."""
     count = service.passage_count(doc_id)
     document = service.delete_document(doc_id)
+    logger.info("document %s deleted", doc_id, extra={"doc_id": doc_id, "passages": count})
     return DocumentDeleted(deleted=True, document=DocumentOut.from_document(document, count))

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from api.deps import ApiKeyDep, ServiceDep, SettingsDep
+from api.deps import ApiKeyDep, ServiceDep, SettingsDep, get_service
 from api.errors import HTTPError
 from api.llm import llm_reply
 from api.reply import extractive_reply, rough_tokens, stream_pieces, with_sources
@@ -123,13 +123,24 @@ def _stream(reply: _Reply, completion_id: str, created: int, include_usage: bool
     yield "data: [DONE]\n\n"
 
 
-@router.get("/models", response_model=ModelList)
+# The model list needs no index, but answers 503 with the reason when none is loaded, like every other /v1 route,
+# so a chat front end shows why the connection does not work.
+_INDEX_LOADED = [Depends(get_service)]
+
+
+async def _send(events: list[str]) -> AsyncIterator[str]:
+    for event in events:
+        yield event
+
+
+@router.get("/models", response_model=ModelList, dependencies=_INDEX_LOADED)
 def list_models() -> ModelList:
     """The one model this server offers (retrieval with extractive answers)."""
     return ModelList(data=[_model()])
 
 
-@router.get("/models/{model_id}", response_model=ModelOut, responses={404: {"model": ErrorOut}})
+@router.get("/models/{model_id}", response_model=ModelOut, responses={404: {"model": ErrorOut}},
+            dependencies=_INDEX_LOADED)
 def get_model(*, model_id: str) -> ModelOut:
     """A model by id (only the one this server offers)."""
     if model_id != MODEL_ID:
@@ -156,7 +167,10 @@ async def chat_completions(
     created = int(time.time())
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(_stream(reply, completion_id, created, include_usage),
+        # The reply is complete already: render its events in one worker-thread call and send them from the event
+        # loop, rather than one thread hop per event (Starlette iterates a sync generator in the thread pool).
+        events = await run_in_threadpool(lambda: list(_stream(reply, completion_id, created, include_usage)))
+        return StreamingResponse(_send(events),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     message = AssistantMessage(content=reply.content, citations=reply.citations)

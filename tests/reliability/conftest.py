@@ -1,0 +1,183 @@
+"""Fixtures for the reliability tests: fuzzing, bad inputs, load, faults, security, observability.
+
+Everything runs on the bundled sample corpus with the weight-free hashing embedder, and all traffic goes to
+in-process apps or to servers bound to 127.0.0.1. The session index is built once and never modified; tests that
+change documents work on a copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from api.deps import build_service
+from api.main import create_app
+from qa.config import Settings
+from qa.service import QAService
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / "data" / "corpus"
+QA_BIN = Path(sys.executable).with_name("qa")
+
+
+def make_settings(index_dir: Path, **overrides) -> Settings:
+    """Test settings: hashing embedder, the sample corpus, no .env file, no API key unless given."""
+    values = {"index_dir": index_dir, "embedder": "hashing", "corpus": [CORPUS], "api_key": None,
+              "read_only": False, "llm_base_url": None, "cors_origins": [], **overrides}
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture(scope="session")
+def base_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample corpus indexed once per session; never modified (copy it to change documents)."""
+    index_dir = tmp_path_factory.mktemp("rel-base") / "index"
+    settings = make_settings(index_dir)
+    build_service(settings).open(list(settings.corpus))
+    return index_dir
+
+
+@pytest.fixture(scope="session")
+def settings(base_index: Path) -> Settings:
+    return make_settings(base_index)
+
+
+@pytest.fixture(scope="session")
+def service(settings: Settings) -> QAService:
+    """A loaded service over the shared index, for read-only use."""
+    svc = build_service(settings)
+    svc.load()
+    return svc
+
+
+@pytest.fixture(scope="session")
+def client(settings: Settings, service: QAService) -> Iterator[TestClient]:
+    """A client of an app over the shared service; do not add or delete documents with it."""
+    with TestClient(create_app(settings, service=service)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def index_copy(base_index: Path, tmp_path: Path) -> Path:
+    """A private copy of the session index for a test that changes documents."""
+    target = tmp_path / "index"
+    shutil.copytree(base_index, target)
+    return target
+
+
+@pytest.fixture
+def make_client(index_copy: Path) -> Callable[..., object]:
+    """`with make_client(**settings_overrides) as client:` a fresh app over this test's index copy."""
+
+    @contextmanager
+    def factory(**overrides) -> Iterator[TestClient]:
+        settings = make_settings(overrides.pop("index_dir", index_copy), **overrides)
+        with TestClient(create_app(settings)) as test_client:
+            yield test_client
+
+    return factory
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def live_server(app: FastAPI) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free 127.0.0.1 port in a background thread; yields the base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                          log_config=None))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def subprocess_env(index_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for a `qa` subprocess: hashing embedder, this index folder, no API key, no .env surprises."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    # QA_CORPUS as a JSON list: qa.config reads list settings from the environment as JSON before its
+    # comma-splitting validator runs (see the report), so a plain path is refused there.
+    env.update({"QA_EMBEDDER": "hashing", "QA_INDEX_DIR": str(index_dir), "QA_CORPUS": json.dumps([str(CORPUS)]),
+                "PYTHONUNBUFFERED": "1", **extra})
+    return env
+
+
+class ServeProcess:
+    """`qa serve` as a subprocess on 127.0.0.1 (started by `start_serve`)."""
+
+    def __init__(self, proc: subprocess.Popen, url: str, log_path: Path):
+        self.proc = proc
+        self.url = url
+        self.log_path = log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+def start_serve(index_dir: Path, log_path: Path, *, timeout: float = 60.0, preexec_fn=None,
+                **env: str) -> ServeProcess:
+    """Start `qa serve` on a free 127.0.0.1 port and wait (bounded) until it answers /health (200 or 503)."""
+    port = free_port()
+    log = log_path.open("ab")
+    proc = subprocess.Popen([str(QA_BIN), "serve", "--host", "127.0.0.1", "--port", str(port)],
+                            env=subprocess_env(index_dir, **env), stdout=log, stderr=subprocess.STDOUT,
+                            cwd=str(log_path.parent), preexec_fn=preexec_fn)  # noqa: PLW1509 - sets rlimits only
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    served = ServeProcess(proc, url, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"qa serve exited with {proc.returncode}:\n{served.log()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code in (200, 503):
+                return served
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    served.kill()
+    raise RuntimeError(f"qa serve did not answer within {timeout}s:\n{served.log()[-3000:]}")
