@@ -180,6 +180,6 @@ def cut_passages(doc: Document, config: ChunkingConfig | None = None) -> list[Pa
 
 
 def _page_of(doc: Document, offset: int) -> int | None:
-    if not doc.page_starts:
+    if not doc.paged:
         return None
     return bisect.bisect_right(doc.page_starts, offset) + 1

@@ -86,6 +86,7 @@ class Extracted:
 
     text: str
     page_starts: tuple[int, ...] = ()
+    paged: bool = False
     title: str | None = None
     date: str | None = None
 
@@ -115,7 +116,7 @@ def document_from_bytes(data: bytes, source: str, suffix: str | None = None, tit
         raise IngestError(source, f"unsupported file type {suffix or '(none)'!r}")
     extracted = extract(data, source, reader, kind)
     return document_from_text(extracted.text, source, title, page_starts=extracted.page_starts,
-                              title_hint=extracted.title, date_hint=extracted.date)
+                              paged=extracted.paged, title_hint=extracted.title, date_hint=extracted.date)
 
 
 def extract(data: bytes, source: str, reader: str, kind: str | None = None) -> Extracted:
@@ -666,7 +667,7 @@ def read_pdf(data: bytes, source: str) -> Extracted:
         page_width = None
     text, page_starts = _assemble_pdf_text(body, page_width)
     # The info dictionary's creation date is when the file was exported, not when the speech was given: no date hint.
-    return Extracted(text, page_starts=page_starts, title=_pdf_info(reader, "title"))
+    return Extracted(text, page_starts=page_starts, title=_pdf_info(reader, "title"), paged=True)
 
 
 def _pdf_info(reader, key: str) -> str | None:

@@ -105,6 +105,7 @@ def document_from_text(
     title: str | None = None,
     *,
     page_starts: tuple[int, ...] | list[int] = (),
+    paged: bool = False,
     title_hint: str | None = None,
     date_hint: str | None = None,
 ) -> Document:
@@ -113,6 +114,7 @@ def document_from_text(
     Args:
         title: the title to use, whatever the text says.
         page_starts: offsets in `text` where pages 2, 3, ... start (PDF).
+        paged: the format has pages (PDF), so every passage gets a page number, 1 for a one-page file.
         title_hint / date_hint: what a file's properties say (Word core properties, PDF info, a web page's
             <title>/meta tags); used only where the text itself gives no title line / no date.
 
@@ -143,6 +145,7 @@ def document_from_text(
         boilerplate=tuple(boilerplate),
         header_span=(header[0][0], header[-1][1]) if header else None,
         page_starts=tuple(sorted(min(max(0, p), len(text)) for p in page_starts)),
+        paged=paged or bool(page_starts),
     )
 
 

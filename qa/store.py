@@ -384,6 +384,7 @@ def _document_from_dict(row: dict) -> Document:
         boilerplate=tuple(tuple(b) for b in row["boilerplate"]),
         header_span=tuple(row["header_span"]) if row.get("header_span") else None,
         page_starts=tuple(row.get("page_starts") or ()),
+        paged=bool(row.get("paged") or row.get("page_starts")),
     )
 
 

@@ -54,8 +54,9 @@ class Document:
     boilerplate: tuple[tuple[int, int], ...] = ()
     # The title/speaker/date lines at the top, kept together as one passage (people ask who spoke and when).
     header_span: tuple[int, int] | None = None
-    # Offsets where pages 2, 3, ... start, for formats that have pages; empty otherwise.
+    # Formats with pages (PDF): `paged` is set and `page_starts` holds the offsets where pages 2, 3, ... start.
     page_starts: tuple[int, ...] = ()
+    paged: bool = False
 
     def to_dict(self, *, with_text: bool = False) -> dict[str, Any]:
         data = asdict(self)
