@@ -129,7 +129,7 @@ class _IndexCollector(Collector):
         documents = passages = 0
         if loaded:
             data = service.snapshot.data
-            documents, passages = len(data.documents), len(data.passages)
+            documents, passages = len(data.documents), data.passage_count
         yield GaugeMetricFamily("zhqa_index_loaded", "1 when an index is loaded and served, else 0",
                                 value=1 if loaded else 0)
         yield GaugeMetricFamily("zhqa_index_documents", "documents in the served index", value=documents)

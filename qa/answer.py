@@ -8,6 +8,7 @@ anonymised documents use instead of figures (`复工企业X户，复工率达X%`
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -70,14 +71,22 @@ class TermWeights:
             df.update(set(self._tokenize(text)))
             n += 1
         self._n = max(n, 1)
-        self._df = df
+        self._doc_freq: Callable[[str], int] = lambda term: df.get(term, 0)
+
+    @classmethod
+    def from_doc_freq(cls, doc_freq: Callable[[str], int], n: int) -> TermWeights:
+        """Weights from an index that already counts bigram document frequencies (no pass over the texts)."""
+        weights = cls(())
+        weights._n = max(n, 1)
+        weights._doc_freq = functools.lru_cache(maxsize=65536)(doc_freq)
+        return weights
 
     def terms(self, text: str) -> set[str]:
         return set(self._tokenize(text))
 
     def idf(self, term: str) -> float:
         # BM25's idf form, floored so that a term in every passage still counts a little.
-        df = self._df.get(term, 0)
+        df = self._doc_freq(term)
         return max(0.05, math.log(1 + (self._n - df + 0.5) / (df + 0.5)))
 
     def coverage(self, query_terms: set[str], text: str) -> float:

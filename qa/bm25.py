@@ -1,23 +1,27 @@
-"""BM25 keyword index over passages, built on the ``bm25s`` library with our Chinese tokenizers.
+"""BM25 keyword index over passages: immutable segments of postings, statistics computed at query time.
 
-``bm25s`` does the scoring (Lucene variant, precomputed sparse score matrix); this module only turns
-text into our tokens, maps them to bm25s token ids and exposes a small API with row indices. The index
-is built once (``build``) or loaded from disk (``load``) and then queried many times.
+An index is a list of segments, each covering a block of consecutive rows, plus a set of deleted rows. A segment
+holds, per term, the rows it occurs in and how often (a CSC matrix in plain numpy arrays), and each row's length.
+Nothing corpus-wide (IDF, average length) is baked into a segment, so adding passages appends a segment built from
+those passages alone and deleting marks rows dead: neither touches the existing postings, and every score is still
+exactly Lucene's BM25 over the live rows. Segment arrays are saved as ``.npy`` files and memory-mapped on load, so
+a large index is paged in by the OS instead of being read into Python objects.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import bm25s
 import numpy as np
 
 from qa.tokenize import TOKENIZER_NAMES, Tokenizer, create_tokenizer
 
-__all__ = ["DEFAULT_TOKENIZER", "DEFAULT_K1", "DEFAULT_B", "BM25Params", "BM25Index"]
+__all__ = ["DEFAULT_B", "DEFAULT_K1", "DEFAULT_TOKENIZER", "BM25Index", "BM25Params", "BM25Segment"]
 
 # Chosen on the dev set (32 answerable questions): CJK 1+2+3-grams with the stop list had the best
 # MRR@10 on every passage chunking tried (sentence-packed 200-500 chars, sliding windows, paragraphs),
@@ -29,9 +33,13 @@ DEFAULT_TOKENIZER = "char123"
 # i.e. at most one question moving between rank 1 and 2, so there is nothing to tune here.
 DEFAULT_K1 = 1.5
 DEFAULT_B = 0.75
+# Longer tokens (URLs, long Latin words) are cut to this many characters so the vocabulary is a compact
+# fixed-width array; two tokens sharing their first 32 characters are one term, which costs nothing in practice.
+MAX_TOKEN_CHARS = 32
 
 _META_FILE = "qa_bm25.json"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
+_SEGMENT_FILES = ("vocab", "indptr", "rows", "tf", "lengths")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,18 +62,121 @@ class BM25Params:
             raise ValueError(f"b={self.b!r} is out of range; allowed: 0 <= b <= 1")
 
 
-class BM25Index:
-    """An immutable BM25 index over a list of texts; results refer to positions in that list.
+def _terms(tokens: Iterable[str]) -> list[str]:
+    return [t[:MAX_TOKEN_CHARS] for t in tokens if t]
 
-    Create with :meth:`build` or :meth:`load`, not with the constructor.
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BM25Segment:
+    """Postings of a block of rows (local rows 0..n-1): for term ``vocab[j]``, postings ``indptr[j]:indptr[j+1]``
+    of ``rows`` (ascending) and ``tf``; ``lengths[r]`` is row r's token count."""
+
+    vocab: np.ndarray
+    indptr: np.ndarray
+    rows: np.ndarray
+    tf: np.ndarray
+    lengths: np.ndarray
+
+    @classmethod
+    def from_tokens(cls, token_lists: Sequence[Sequence[str]]) -> BM25Segment:
+        """Build the postings of ``token_lists`` (one list per row)."""
+        counters = [Counter(_terms(tokens)) for tokens in token_lists]
+        vocab = np.array(sorted({t for c in counters for t in c}), dtype=f"<U{MAX_TOKEN_CHARS}")
+        lengths = np.array([sum(c.values()) for c in counters], dtype=np.int32)
+        if vocab.size == 0:
+            return cls(vocab, np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.uint16), lengths)
+        index = {t: j for j, t in enumerate(vocab.tolist())}
+        term_ids = np.fromiter((index[t] for c in counters for t in c), dtype=np.int64)
+        # Term frequencies fit in 16 bits (a passage repeating one term 65535 times is clipped): 6 bytes a posting.
+        tf = np.fromiter((min(n, 65535) for c in counters for n in c.values()), dtype=np.uint16,
+                         count=term_ids.size)
+        rows = np.repeat(np.arange(len(counters), dtype=np.int32), [len(c) for c in counters])
+        # Rows are already ascending; a stable sort by term keeps them ascending inside each term's postings.
+        order = np.argsort(term_ids, kind="stable")
+        indptr = np.concatenate(([0], np.cumsum(np.bincount(term_ids, minlength=vocab.size)))).astype(np.int64)
+        return cls(vocab, indptr, rows[order], tf[order], lengths)
+
+    def __len__(self) -> int:
+        return int(self.lengths.size)
+
+    def postings(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(local rows, term frequencies) of ``term``, or None if the segment lacks it."""
+        j = int(np.searchsorted(self.vocab, term))
+        if j >= self.vocab.size or self.vocab[j] != term:
+            return None
+        start, end = int(self.indptr[j]), int(self.indptr[j + 1])
+        return self.rows[start:end], self.tf[start:end]
+
+    @staticmethod
+    def concat(segments: Sequence[BM25Segment]) -> BM25Segment:
+        """One segment holding ``segments``' rows one block after the other (used to merge small segments)."""
+        vocab = np.unique(np.concatenate([s.vocab for s in segments])).astype(f"<U{MAX_TOKEN_CHARS}")
+        term_ids, rows, tfs = [], [], []
+        offset = 0
+        for s in segments:
+            # Expand each segment's CSC columns into (merged term id, global row) pairs.
+            local_terms = np.searchsorted(vocab, s.vocab)
+            term_ids.append(np.repeat(local_terms, np.diff(s.indptr)))
+            rows.append(np.asarray(s.rows, dtype=np.int64) + offset)
+            tfs.append(np.asarray(s.tf))
+            offset += len(s)
+        term_all = np.concatenate(term_ids)
+        order = np.argsort(term_all, kind="stable")
+        indptr = np.concatenate(([0], np.cumsum(np.bincount(term_all, minlength=vocab.size)))).astype(np.int64)
+        return BM25Segment(vocab, indptr, np.concatenate(rows)[order].astype(np.int32),
+                           np.concatenate(tfs)[order].astype(np.uint16),
+                           np.concatenate([np.asarray(s.lengths) for s in segments]).astype(np.int32))
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in _SEGMENT_FILES:
+            np.save(directory / f"{name}.npy", getattr(self, name), allow_pickle=False)
+
+    @classmethod
+    def load(cls, directory: Path, mmap: bool = True) -> BM25Segment:
+        """Load a saved segment; arrays are memory-mapped unless ``mmap`` is False.
+
+        Raises:
+            FileNotFoundError: a file is missing. ValueError: the arrays do not fit together.
+        """
+        mode = "r" if mmap else None
+        arrays = {name: np.load(directory / f"{name}.npy", mmap_mode=mode, allow_pickle=False)
+                  for name in _SEGMENT_FILES}
+        segment = cls(**arrays)
+        if (segment.indptr.size != segment.vocab.size + 1 or segment.rows.size != segment.tf.size
+                or int(segment.indptr[-1]) != segment.rows.size):
+            raise ValueError(f"BM25 segment in {directory} is inconsistent (vocab, postings and pointers differ)")
+        return segment
+
+
+class BM25Index:
+    """BM25 over the live rows of a list of segments; results refer to global row numbers.
+
+    Immutable: :meth:`with_segment`, :meth:`without_rows` and :meth:`merged` return new indexes that share the
+    unchanged segments, so a reader holding the old index is never disturbed by a writer.
     """
 
-    __slots__ = ("_retriever", "_params", "_tokenizer")
+    __slots__ = ("_alive", "_live", "_norm", "_offsets", "_params", "_tokenizer", "deleted", "segments")
 
-    def __init__(self, retriever: bm25s.BM25, params: BM25Params) -> None:
-        self._retriever = retriever
-        self._params = params
+    def __init__(self, segments: Sequence[BM25Segment], params: BM25Params,
+                 deleted: Iterable[int] | np.ndarray = ()) -> None:
+        self.segments: tuple[BM25Segment, ...] = tuple(segments)
+        self._offsets = np.concatenate(([0], np.cumsum([len(s) for s in self.segments]))).astype(np.int64)
+        total = int(self._offsets[-1])
+        self.deleted: np.ndarray = np.unique(np.asarray(list(deleted) if not isinstance(deleted, np.ndarray)
+                                                        else deleted, dtype=np.int64))
+        if self.deleted.size and (self.deleted[0] < 0 or self.deleted[-1] >= total):
+            raise ValueError(f"deleted rows must be in [0, {total}), got {self.deleted[0]}..{self.deleted[-1]}")
+        self._params = replace(params, n_docs=total)
         self._tokenizer: Tokenizer = create_tokenizer(params.tokenizer_name)
+        self._alive = np.ones(total, dtype=bool)
+        self._alive[self.deleted] = False
+        self._live = int(self._alive.sum())
+        lengths = (np.concatenate([np.asarray(s.lengths, dtype=np.float32) for s in self.segments])
+                   if self.segments else np.zeros(0, np.float32))
+        avgdl = float(lengths[self._alive].mean()) if self._live else 1.0
+        # The per-row length normalisation of BM25, so a query only multiplies and divides.
+        self._norm = (params.k1 * (1.0 - params.b + params.b * lengths / max(avgdl, 1e-9))).astype(np.float32)
 
     @classmethod
     def build(
@@ -75,16 +186,13 @@ class BM25Index:
         k1: float = DEFAULT_K1,
         b: float = DEFAULT_B,
     ) -> BM25Index:
-        """Tokenize ``texts`` and build the index.
+        """Tokenize ``texts`` and build a one-segment index.
 
         Args:
-            texts: the documents/passages; row ``i`` of every result refers to ``texts[i]``.
+            texts: the passages; row ``i`` of every result refers to ``texts[i]``.
             tokenizer_name: a name accepted by :func:`qa.tokenize.create_tokenizer`.
             k1: term-frequency saturation, in [0, 10].
             b: length normalisation, in [0, 1].
-
-        Returns:
-            The built index.
 
         Raises:
             ValueError: on an empty ``texts``, texts without a single token, or bad parameters.
@@ -92,42 +200,90 @@ class BM25Index:
         params = BM25Params(tokenizer_name=tokenizer_name, k1=float(k1), b=float(b), n_docs=len(texts))
         if not texts:
             raise ValueError("texts is empty; need at least 1 text to build a BM25 index")
-        tokenizer = create_tokenizer(tokenizer_name)
-        corpus_tokens = [tokenizer(t) for t in texts]
-        if not any(corpus_tokens):
+        segment = cls.segment_for(texts, tokenizer_name)
+        if segment.vocab.size == 0:
             raise ValueError(f"none of the {len(texts)} texts has a token for tokenizer {tokenizer_name!r}")
-        retriever = bm25s.BM25(k1=params.k1, b=params.b)
-        # bm25s builds its own vocabulary from token-string lists; an empty "" token is added so that
-        # documents without tokens are still valid rows.
-        retriever.index(corpus_tokens, show_progress=False)
-        return cls(retriever, params)
+        return cls([segment], params)
+
+    @staticmethod
+    def segment_for(texts: Sequence[str], tokenizer_name: str = DEFAULT_TOKENIZER) -> BM25Segment:
+        """The segment for ``texts``, to append with :meth:`with_segment`."""
+        tokenizer = create_tokenizer(tokenizer_name)
+        return BM25Segment.from_tokens([tokenizer(t) for t in texts])
+
+    def with_segment(self, segment: BM25Segment) -> BM25Index:
+        """A new index with ``segment``'s rows appended after the current ones."""
+        return BM25Index([*self.segments, segment], self._params, self.deleted)
+
+    def without_rows(self, rows: Iterable[int]) -> BM25Index:
+        """A new index in which ``rows`` no longer match anything."""
+        return BM25Index(self.segments, self._params, np.concatenate([self.deleted, np.asarray(list(rows), np.int64)]))
+
+    def merged(self, start: int, stop: int) -> BM25Index:
+        """A new index in which segments ``start..stop-1`` are one segment (same rows, same scores)."""
+        merged = BM25Segment.concat(self.segments[start:stop])
+        return BM25Index([*self.segments[:start], merged, *self.segments[stop:]], self._params, self.deleted)
 
     @property
     def params(self) -> BM25Params:
-        """Tokenizer name, k1, b and number of documents."""
+        """Tokenizer name, k1, b and number of rows."""
         return self._params
 
     def __len__(self) -> int:
+        """Rows, deleted ones included (the row space results refer to)."""
         return self._params.n_docs
 
-    def query_token_ids(self, query: str) -> list[int]:
-        """Token ids of the query that the index knows; unknown tokens are ignored.
+    @property
+    def live_count(self) -> int:
+        return self._live
 
-        Repeated query tokens are kept: a term asked twice weighs twice, as in Lucene's query scoring.
-        """
-        vocab = self._retriever.vocab_dict
-        return [vocab[t] for t in self._tokenizer(query) if t and t in vocab]
+    def is_alive(self, row: int) -> bool:
+        return bool(self._alive[row])
+
+    def query_terms(self, query: str) -> Counter[str]:
+        """The query's terms with how often each is asked (a term asked twice weighs twice, as in Lucene)."""
+        return Counter(_terms(self._tokenizer(query)))
+
+    def _postings(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        """Live global rows and term frequencies of ``term`` across segments."""
+        rows, tfs = [], []
+        for segment, offset in zip(self.segments, self._offsets):
+            found = segment.postings(term)
+            if found is not None:
+                rows.append(np.asarray(found[0], dtype=np.int64) + offset)
+                tfs.append(np.asarray(found[1], dtype=np.float32))
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        all_rows, all_tf = np.concatenate(rows), np.concatenate(tfs)
+        if self.deleted.size:
+            keep = self._alive[all_rows]
+            all_rows, all_tf = all_rows[keep], all_tf[keep]
+        return all_rows, all_tf
+
+    def doc_freq(self, term: str) -> int:
+        """Live rows containing ``term``."""
+        return int(self._postings(term[:MAX_TOKEN_CHARS])[0].size)
 
     def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every document for ``query`` (zeros if no query token is in the index).
+        """BM25 score of every row for ``query`` (zeros for deleted rows and when no query term is known).
 
         Returns:
             float32 array of shape ``(len(self),)``; needed for score fusion.
         """
-        ids = self.query_token_ids(query)
-        if not ids:
-            return np.zeros(self._params.n_docs, dtype=np.float32)
-        return np.asarray(self._retriever.get_scores_from_ids(ids), dtype=np.float32)
+        k1, n = self._params.k1, self._live
+        rows_parts, score_parts = [], []
+        for term, asked in self.query_terms(query).items():
+            rows, tf = self._postings(term)
+            if rows.size == 0:
+                continue
+            df = rows.size
+            idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+            rows_parts.append(rows)
+            score_parts.append(asked * idf * tf * (k1 + 1.0) / (tf + self._norm[rows]))
+        if not rows_parts:
+            return np.zeros(len(self), dtype=np.float32)
+        summed = np.bincount(np.concatenate(rows_parts), weights=np.concatenate(score_parts), minlength=len(self))
+        return summed.astype(np.float32)
 
     def search(self, query: str, k: int = 10) -> list[tuple[int, float]]:
         """Return up to ``k`` ``(row, score)`` pairs, best first; rows scoring 0 are left out.
@@ -140,28 +296,30 @@ class BM25Index:
             Pairs sorted by descending score, ties by ascending row.
         """
         _check_k(k)
-        return _top_k(self.scores(query), k)
+        return top_k(self.scores(query), k)
 
     def search_batch(self, queries: list[str], k: int = 10) -> list[list[tuple[int, float]]]:
         """:meth:`search` for several queries."""
         _check_k(k)
-        return [_top_k(self.scores(q), k) for q in queries]
+        return [top_k(self.scores(q), k) for q in queries]
 
     def save(self, directory: Path) -> None:
-        """Write the index to ``directory`` (created if missing): bm25s files plus ``qa_bm25.json``."""
+        """Write the index to ``directory``: one sub-folder per segment plus ``qa_bm25.json``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self._retriever.save(str(directory), show_progress=False)
-        meta = {"format_version": _FORMAT_VERSION, **asdict(self._params)}
-        (directory / _META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+        for i, segment in enumerate(self.segments):
+            segment.save(directory / f"segment-{i:04d}")
+        meta = {"format_version": _FORMAT_VERSION, **asdict(self._params), "segments": len(self.segments),
+                "deleted": self.deleted.tolist()}
+        (directory / _META_FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
     def load(cls, directory: Path) -> BM25Index:
-        """Load an index written by :meth:`save`.
+        """Load an index written by :meth:`save` (segments memory-mapped).
 
         Raises:
             FileNotFoundError: if ``directory`` holds no saved index.
-            ValueError: if the saved format version is not supported.
+            ValueError: if the saved format version is not supported or the files disagree.
         """
         directory = Path(directory)
         meta_path = directory / _META_FILE
@@ -170,19 +328,18 @@ class BM25Index:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         version = meta.pop("format_version", None)
         if version != _FORMAT_VERSION:
-            raise ValueError(
-                f"BM25 index format_version {version!r} in {meta_path}; supported: {_FORMAT_VERSION}"
-            )
-        params = BM25Params(**meta)
-        retriever = bm25s.BM25.load(str(directory), show_progress=False)
-        stored_docs = retriever.scores["num_docs"]
-        if stored_docs != params.n_docs:
-            raise ValueError(f"{meta_path} says n_docs={params.n_docs} but the bm25s index has {stored_docs}")
-        return cls(retriever, params)
+            raise ValueError(f"BM25 index format_version {version!r} in {meta_path}; supported: {_FORMAT_VERSION}")
+        segments = [BM25Segment.load(directory / f"segment-{i:04d}") for i in range(int(meta.pop("segments")))]
+        deleted = meta.pop("deleted")
+        index = cls(segments, BM25Params(**meta), deleted)
+        if len(index) != meta["n_docs"]:
+            raise ValueError(f"{meta_path} says n_docs={meta['n_docs']} but the segments hold {len(index)} rows")
+        return index
 
     def __repr__(self) -> str:
         p = self._params
-        return f"BM25Index(n_docs={p.n_docs}, tokenizer={p.tokenizer_name!r}, k1={p.k1}, b={p.b})"
+        return (f"BM25Index(rows={p.n_docs}, live={self._live}, segments={len(self.segments)}, "
+                f"tokenizer={p.tokenizer_name!r}, k1={p.k1}, b={p.b})")
 
 
 def _check_k(k: int) -> None:
@@ -190,7 +347,7 @@ def _check_k(k: int) -> None:
         raise ValueError(f"k={k!r} is out of range; allowed: integer k >= 1")
 
 
-def _top_k(scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+def top_k(scores: np.ndarray, k: int) -> list[tuple[int, float]]:
     """Top ``k`` positive scores as ``(row, score)``, best first, ties by row for determinism."""
     positive = np.flatnonzero(scores > 0)
     if positive.size == 0:

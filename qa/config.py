@@ -41,7 +41,11 @@ class Settings(BaseSettings):
     bm25_weight: float = Field(0.7, ge=0.0, le=1.0)
     dense_weight: float = Field(0.3, ge=0.0, le=1.0)
     candidates: int = Field(50, ge=1, le=1000)
-    vector_index: Literal["flat", "hnsw"] = "flat"
+    # Vector index: exact ("flat") while small; "auto" switches to IVF with 8-bit codes past the threshold.
+    vector_index: Literal["flat", "auto", "hnsw", "hnsw_sq8", "ivf_sq8", "ivf_pq"] = "auto"
+    vector_auto_threshold: int = Field(50_000, ge=1, le=1 << 40)
+    vector_ef_search: int = Field(128, ge=1, le=65536)
+    vector_nprobe: int = Field(32, ge=1, le=65536)
     default_top_k: int = Field(5, ge=1, le=100)
     max_top_k: int = Field(100, ge=1, le=1000)
     max_query_chars: int = Field(2000, ge=1, le=100_000)

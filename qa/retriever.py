@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from embeddings import Embedder
+from qa.bm25 import top_k
 from qa.errors import DocumentNotFoundError, InvalidQueryError
 from qa.fusion import rrf, weighted_sum
 from qa.store import IndexData
@@ -31,6 +32,7 @@ class RetrievalConfig:
         bm25_weight / dense_weight: weights of each signal in [0, 1].
         candidates: how many results each signal contributes before fusion.
         max_top_k / max_query_chars: the largest request accepted.
+        ef_search / nprobe: search breadth of an HNSW / IVF vector index (ignored by the exact one).
     """
 
     fusion: str = "weighted"
@@ -39,6 +41,8 @@ class RetrievalConfig:
     candidates: int = 50
     max_top_k: int = 100
     max_query_chars: int = 2000
+    ef_search: int = 128
+    nprobe: int = 32
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSION_METHODS:
@@ -78,6 +82,8 @@ class HybridRetriever:
         self.data = data
         self.embedder = embedder
         self.config = config or RetrievalConfig()
+        data.vectors.ef_search = self.config.ef_search
+        data.vectors.nprobe = self.config.nprobe
 
     def _rows_for(self, doc_ids: list[str] | None) -> np.ndarray | None:
         if not doc_ids:
@@ -92,20 +98,14 @@ class HybridRetriever:
     def _keyword(self, query: str, rows: np.ndarray | None, n: int) -> dict[int, float]:
         scores = self.data.bm25.scores(normalize(query))
         if rows is not None:
-            masked = np.full_like(scores, -1.0)
+            masked = np.zeros_like(scores)
             masked[rows] = scores[rows]
             scores = masked
-        top = np.argsort(-scores, kind="stable")[:n]
-        return {int(i): float(scores[i]) for i in top if scores[i] > 0}
+        return dict(top_k(scores, n))
 
     def _dense(self, query: str, rows: np.ndarray | None, n: int) -> dict[int, float]:
         vector = self.embedder.encode_queries([normalize(query)])
-        if rows is not None:  # a filtered search scans only the chosen documents' passages, exactly
-            matrix = self.data.vectors.reconstruct(rows)
-            sims = matrix @ vector[0]
-            order = np.argsort(-sims, kind="stable")[:n]
-            return {int(rows[i]): float(sims[i]) for i in order}
-        return {int(i): float(s) for i, s in self.data.vectors.search(vector, n)[0]}
+        return {int(i): float(s) for i, s in self.data.vectors.search(vector, n, allowed_ids=rows)[0]}
 
     def _demote_title_blocks(self, query: str, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
         """Push title-block passages down unless the question asks for metadata (who, when, which document).

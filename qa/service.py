@@ -14,15 +14,27 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from embeddings import Embedder
+from embeddings import Embedder, EmbeddingCache
 from qa.answer import SIMILARITY_FLOORS, Evidence, TermWeights, build_answer
 from qa.chunking import ChunkingConfig
 from qa.config import Settings
 from qa.errors import DocumentNotFoundError, IndexNotFoundError, NoDocumentsError
 from qa.ingest import IngestReport, load_documents
 from qa.retriever import HybridRetriever, RetrievalConfig
-from qa.store import IndexConfig, IndexData, IndexWriteError, build_index, load_index, open_cache, save_index
-from qa.types import Answer, Document, Hit
+from qa.store import (
+    IndexConfig,
+    IndexData,
+    IndexWriteError,
+    add_documents,
+    build_index,
+    dead_fraction,
+    load_index,
+    open_cache,
+    passage_index_text,
+    remove_documents,
+    save_index,
+)
+from qa.types import Answer, Document, Hit, Passage
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,18 +49,26 @@ class IndexReport:
     failures: tuple = ()
 
 
+# Tokenizers whose bigrams are exactly the `char2` terms of TermWeights, so the BM25 postings give their counts.
+_CHAR_TOKENIZERS = frozenset({"char", "char2", "char123"})
+# Past this share of deleted rows a change rebuilds the index from cached embeddings instead of adding a segment.
+COMPACT_DEAD_FRACTION = 0.5
+
+
 @dataclass
 class _Snapshot:
     data: IndexData
     retriever: HybridRetriever
 
-    @cached_property
-    def index_texts(self) -> dict[str, str]:
-        return dict(zip((p.passage_id for p in self.data.passages), self.data.index_texts()))
+    def index_text(self, passage: Passage) -> str:
+        return passage_index_text(passage, self.data.documents.get(passage.doc_id))
 
     @cached_property
     def weights(self) -> TermWeights:
-        return TermWeights(self.index_texts.values())
+        data = self.data
+        if data.config.tokenizer in _CHAR_TOKENIZERS:
+            return TermWeights.from_doc_freq(data.bm25.doc_freq, data.passage_count)
+        return TermWeights(data.index_texts())
 
 
 class QAService:
@@ -84,9 +104,7 @@ class QAService:
 
     def _publish(self, data: IndexData) -> None:
         snapshot = _Snapshot(data, HybridRetriever(data, self.embedder, self.retrieval))
-        # Computed here, by the writer, before the swap: otherwise the first searches after every change would
-        # compute them (once each, but all waiting on one another) while serving requests.
-        snapshot.index_texts  # noqa: B018
+        # Computed here, by the writer, before the swap: otherwise the first searches after a change would wait on it.
         snapshot.weights  # noqa: B018
         self._snapshot = snapshot
 
@@ -94,8 +112,10 @@ class QAService:
         """Load the saved index (raises IndexNotFoundError/IndexMismatchError/IndexCorruptError)."""
         self._publish(load_index(self.index_dir, self.embedder.name, self.embedder.dim))
 
-    def _build_and_save(self, documents: list[Document], progress: Callable[[int], None] | None) -> IndexData:
-        """Build an index of `documents` and save it as the new live version (not yet published in memory).
+    def _save(self, change: Callable[[EmbeddingCache], IndexData]) -> IndexData:
+        """Compute a new index with `change` (given the embedding cache) and save it as the live version.
+
+        The result is not yet published in memory.
 
         Raises:
             IndexWriteError: the index folder cannot be written (disk full, read-only, not a folder); nothing
@@ -104,13 +124,32 @@ class QAService:
         try:
             cache = open_cache(self.index_dir)
             try:
-                data = build_index(documents, self.embedder, self.index_config, cache, progress, self.batch_size)
+                data = change(cache)
             finally:
                 cache.close()
             save_index(data, self.index_dir)
         except (OSError, sqlite3.Error) as e:
             raise IndexWriteError.from_error(self.index_dir, e) from e
         return data
+
+    def _build_and_save(self, documents: list[Document], progress: Callable[[int], None] | None) -> IndexData:
+        return self._save(lambda cache: build_index(documents, self.embedder, self.index_config, cache, progress,
+                                                    self.batch_size))
+
+    def _change_and_save(self, current: IndexData, add: list[Document], remove: list[str],
+                         progress: Callable[[int], None] | None = None) -> IndexData:
+        """Apply removals and additions as new segments; rebuild (from cached embeddings) once half the rows are dead."""
+
+        def change(cache: EmbeddingCache) -> IndexData:
+            data = remove_documents(current, remove) if remove else current
+            if dead_fraction(data) > COMPACT_DEAD_FRACTION:
+                docs = [*data.documents.values(), *add]
+                return build_index(docs, self.embedder, self.index_config, cache, progress, self.batch_size)
+            if add:
+                data = add_documents(data, add, self.embedder, cache, progress, self.batch_size)
+            return data
+
+        return self._save(change)
 
     def index_paths(
         self,
@@ -140,16 +179,22 @@ class QAService:
             new_docs = {d.doc_id: d for d in report.documents}
             if add and current is not None:
                 new_docs = {**current.documents, **new_docs}
-            if (current is not None and set(current.documents) == set(new_docs)
-                    and current.config == self.index_config):
-                return IndexReport(len(new_docs), len(current.passages), 0, 0, True, report.failures)
             old_ids = set(current.documents) if current else set()
-            if on_total:
-                on_total(sum(1 for _ in new_docs))
-            data = self._build_and_save(list(new_docs.values()), progress)
+            added = [d for doc_id, d in new_docs.items() if doc_id not in old_ids]
+            removed = sorted(old_ids - set(new_docs))
+            if current is not None and current.config == self.index_config:
+                if not added and not removed:
+                    return IndexReport(len(new_docs), current.passage_count, 0, 0, True, report.failures)
+                if on_total:
+                    on_total(len(added))
+                data = self._change_and_save(current, added, removed, progress)
+            else:
+                if on_total:
+                    on_total(len(new_docs))
+                data = self._build_and_save(list(new_docs.values()), progress)
             self._publish(data)
-        return IndexReport(len(data.documents), len(data.passages), len(set(new_docs) - old_ids),
-                           len(old_ids - set(new_docs)), False, report.failures)
+        return IndexReport(len(data.documents), data.passage_count, len(added), len(removed), False,
+                           report.failures)
 
     def index_documents(self, documents: list[Document], progress: Callable[[int], None] | None = None) -> None:
         """Make the index hold exactly `documents` (already read, e.g. from a BEIR corpus)."""
@@ -182,7 +227,7 @@ class QAService:
             best = snapshot.retriever.search(query, top_k=1, mode="dense", doc_ids=doc_ids)
             return best[0].dense_score if best else None
 
-        evidence = Evidence(snapshot.weights, lambda p: snapshot.index_texts[p.passage_id],
+        evidence = Evidence(snapshot.weights, snapshot.index_text,
                             SIMILARITY_FLOORS.get(self.embedder.name), top_similarity)
         return build_answer(query.strip(), hits, evidence)
 
@@ -197,7 +242,7 @@ class QAService:
 
     def passage_count(self, doc_id: str | None = None) -> int:
         data = self.snapshot.data
-        return len(data.passages) if doc_id is None else len(data.doc_rows.get(doc_id, ()))
+        return data.passage_count if doc_id is None else len(data.doc_rows.get(doc_id, ()))
 
     # --- writing ------------------------------------------------------------------------------------------------
 
@@ -207,8 +252,7 @@ class QAService:
             current = self.snapshot.data
             if doc.doc_id in current.documents:
                 return False
-            data = self._build_and_save([*current.documents.values(), doc], None)
-            self._publish(data)
+            self._publish(self._change_and_save(current, [doc], []))
             return True
 
     def delete_document(self, doc_id: str) -> Document:
@@ -222,11 +266,9 @@ class QAService:
             current = self.snapshot.data
             if doc_id not in current.documents:
                 raise DocumentNotFoundError(f"unknown document id {doc_id!r}")
-            remaining = [d for d in current.documents.values() if d.doc_id != doc_id]
-            if not remaining:
+            if len(current.documents) == 1:
                 raise NoDocumentsError("cannot delete the last document: an index needs at least one")
-            data = self._build_and_save(remaining, None)
-            self._publish(data)
+            self._publish(self._change_and_save(current, [], [doc_id]))
             return current.documents[doc_id]
 
 
@@ -245,7 +287,9 @@ def service_from_settings(settings: Settings) -> QAService:
         candidates=settings.candidates,
         max_top_k=settings.max_top_k,
         max_query_chars=settings.max_query_chars,
+        ef_search=settings.vector_ef_search,
+        nprobe=settings.vector_nprobe,
     )
     index_config = IndexConfig(ChunkingConfig(settings.max_chars, settings.min_chars),
-                               vector_index=settings.vector_index)
+                               vector_index=settings.vector_index, auto_threshold=settings.vector_auto_threshold)
     return QAService(settings.index_dir, embedder, retrieval, index_config, settings.embed_batch_size)

@@ -125,3 +125,51 @@ def test_search_rejects_bad_k(index: BM25Index, k: int) -> None:
 
 def test_params_defaults() -> None:
     assert BM25Params() == BM25Params(tokenizer_name=DEFAULT_TOKENIZER, k1=1.5, b=0.75, n_docs=0)
+
+
+# --- segments: adding and deleting rows without rebuilding ----------------------------------------------------
+
+
+QUERIES = ["放管服改革", "融资机制", "夜间经济地摊经济", "秸秆离田", "古塔区会议"]
+
+
+def test_appended_segment_scores_exactly_like_one_build() -> None:
+    """Statistics are computed at query time, so two segments score as one index over the same rows."""
+    split = BM25Index.build(CORPUS[:3]).with_segment(BM25Index.segment_for(CORPUS[3:]))
+    whole = BM25Index.build(CORPUS)
+    assert len(split.segments) == 2 and len(split) == len(CORPUS)
+    for query in QUERIES:
+        np.testing.assert_allclose(split.scores(query), whole.scores(query), rtol=1e-6)
+
+
+def test_deleted_rows_score_zero_and_the_rest_as_if_never_indexed() -> None:
+    deleted = BM25Index.build(CORPUS).without_rows([1, 3])
+    kept = [0, 2, 4, 5]
+    rebuilt = BM25Index.build([CORPUS[i] for i in kept])
+    assert deleted.live_count == 4 and len(deleted) == len(CORPUS)
+    for query in QUERIES:
+        scores = deleted.scores(query)
+        assert scores[1] == scores[3] == 0.0
+        np.testing.assert_allclose(scores[kept], rebuilt.scores(query), rtol=1e-6)
+    assert deleted.doc_freq("融资") == 0 and BM25Index.build(CORPUS).doc_freq("融资") == 1
+
+
+def test_merging_segments_changes_no_score(tmp_path: Path) -> None:
+    index = BM25Index.build(CORPUS[:2])
+    for text in CORPUS[2:]:
+        index = index.with_segment(BM25Index.segment_for([text]))
+    index = index.without_rows([2])
+    merged = index.merged(1, len(index.segments))
+    assert len(merged.segments) == 2
+    for query in QUERIES:
+        np.testing.assert_array_equal(merged.scores(query), index.scores(query))
+    merged.save(tmp_path / "bm25")
+    loaded = BM25Index.load(tmp_path / "bm25")
+    assert isinstance(loaded.segments[0].rows, np.memmap)  # postings stay on disk
+    for query in QUERIES:
+        np.testing.assert_array_equal(loaded.scores(query), index.scores(query))
+
+
+def test_deleted_rows_out_of_range_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"deleted rows must be in \[0, 6\)"):
+        BM25Index.build(CORPUS).without_rows([6])

@@ -13,7 +13,17 @@ from embeddings.hashing import HashingEmbedder
 from qa.chunking import ChunkingConfig
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from qa.retriever import HybridRetriever
-from qa.store import IndexConfig, build_index, load_index, open_cache, passage_index_text, save_index
+from qa.store import (
+    MAX_SEGMENTS,
+    IndexConfig,
+    add_documents,
+    build_index,
+    load_index,
+    open_cache,
+    passage_index_text,
+    remove_documents,
+    save_index,
+)
 
 QUERIES = ["全区森林防火期从哪天开始", "城关区上半年地区生产总值完成多少", "清河镇乡村振兴推进会"]
 
@@ -46,6 +56,11 @@ def saved(tmp_path: Path, tiny_docs, embedder):
 
 def live_folder(index_dir: Path) -> Path:
     return index_dir / (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+
+
+def segment_file(index_dir: Path, name: str) -> Path:
+    """A file of the live version's first segment (``passages.jsonl``, ``bm25/rows.npy``…)."""
+    return next(live_folder(index_dir).glob(f"segments/*/{name}"))
 
 
 def version_folders(index_dir: Path) -> list[str]:
@@ -108,7 +123,8 @@ def test_manifest_records_model_dim_counts_and_checksums(saved, embedder):
     manifest = json.loads((live_folder(index_dir) / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["model"] == embedder.name and manifest["dim"] == embedder.dim
     assert manifest["documents"] == len(data.documents) and manifest["passages"] == len(data.passages)
-    assert {"documents.jsonl", "passages.jsonl"} <= set(manifest["checksums"])
+    files = {name.rsplit("/", 1)[-1] for name in manifest["checksums"]}
+    assert {"documents.jsonl", "passages.jsonl", "vectors.faiss", "rows.npy", "deleted.json"} <= files
 
 
 def test_loading_with_another_model_name_names_both_models(saved, embedder):
@@ -148,7 +164,7 @@ def test_missing_index_raises_index_not_found(tmp_path: Path, embedder):
 
 def test_corrupted_passages_file_raises_index_corrupt_error_mentioning_rebuild(saved, embedder):
     index_dir, _ = saved
-    path = live_folder(index_dir) / "passages.jsonl"
+    path = segment_file(index_dir, "passages.jsonl")
     raw = bytearray(path.read_bytes())
     middle = len(raw) // 2
     raw[middle:middle + 4] = bytes(b ^ 0xFF for b in raw[middle:middle + 4])
@@ -166,17 +182,21 @@ def flip_tail(path: Path, start: int = 200) -> None:
     path.write_bytes(bytes(raw))
 
 
-@pytest.mark.parametrize("name", ["documents.jsonl", "vectors.faiss"])
+@pytest.mark.parametrize("name", ["documents.jsonl", "vectors.faiss", "deleted.json"])
 def test_other_corrupted_checked_files_raise_index_corrupt_error(saved, embedder, name):
     index_dir, _ = saved
-    flip_tail(live_folder(index_dir) / name)
+    path = live_folder(index_dir) / name
+    if name == "deleted.json":
+        path.write_text('{"rows": [0], "documents": []}\n', encoding="utf-8")
+    else:
+        flip_tail(path if path.exists() else segment_file(index_dir, name))
     with pytest.raises(IndexCorruptError, match="rebuild"):
         load_index(index_dir, embedder.name, embedder.dim)
 
 
 def test_corrupted_bm25_file_raises_index_corrupt_error(saved, embedder):
     index_dir, _ = saved
-    flip_tail(live_folder(index_dir) / "bm25" / "data.csc.index.npy")
+    flip_tail(segment_file(index_dir, "bm25/rows.npy"), start=140)
     with pytest.raises(IndexCorruptError, match="rebuild"):
         load_index(index_dir, embedder.name, embedder.dim)
 
@@ -184,7 +204,7 @@ def test_corrupted_bm25_file_raises_index_corrupt_error(saved, embedder):
 def test_a_valid_looking_edit_of_passages_is_still_caught(saved, embedder):
     """Changing a passage's text to other valid JSON must fail the checksum, not serve wrong citations."""
     index_dir, _ = saved
-    path = live_folder(index_dir) / "passages.jsonl"
+    path = segment_file(index_dir, "passages.jsonl")
     text = path.read_text(encoding="utf-8")
     assert "56.7亿元" in text
     path.write_text(text.replace("56.7亿元", "99.9亿元"), encoding="utf-8")
@@ -284,3 +304,86 @@ def test_cache_is_per_model(tmp_path: Path, tiny_docs):
     with open_cache(index_dir) as cache:
         data = build_index(tiny_docs, other, cache=cache)
     assert len(other.encoded) == len(set(data.index_texts()))
+
+
+# --- incremental changes: segments, deletions, merges -------------------------------------------------------------
+
+
+def _ranked_ids(data, query: str, mode: str) -> list[tuple[str, float]]:
+    hits = HybridRetriever(data, HashingEmbedder()).search(query, top_k=10, mode=mode)
+    return [(h.passage.passage_id, round(h.score, 5)) for h in hits]
+
+
+def test_adding_a_document_gives_the_same_results_as_a_full_build(tiny_docs, embedder):
+    *first, last = tiny_docs
+    grown = add_documents(build_index(first, embedder), [last], embedder)
+    whole = build_index(tiny_docs, embedder)
+    assert len(grown.segments) == 2 and list(grown.passages) == list(whole.passages)
+    assert grown.doc_rows == whole.doc_rows and grown.header_rows == whole.header_rows
+    for query in QUERIES:
+        for mode in ("hybrid", "bm25", "dense"):
+            assert _ranked_ids(grown, query, mode) == _ranked_ids(whole, query, mode)
+
+
+def test_removing_a_document_gives_the_same_results_as_building_without_it(tiny_docs, doc_by_file, embedder):
+    news = doc_by_file["c_qinghe_news.txt"]
+    shrunk = remove_documents(build_index(tiny_docs, embedder), [news.doc_id])
+    without = build_index([d for d in tiny_docs if d.doc_id != news.doc_id], embedder)
+    assert news.doc_id not in shrunk.documents and shrunk.passage_count == without.passage_count
+    assert len(shrunk.vectors) == shrunk.passage_count
+    for query in QUERIES:
+        for mode in ("hybrid", "bm25", "dense"):
+            assert _ranked_ids(shrunk, query, mode) == _ranked_ids(without, query, mode)
+    with pytest.raises(KeyError, match="not in the index"):
+        remove_documents(shrunk, [news.doc_id])
+
+
+def test_saving_an_addition_links_the_old_segment_and_encodes_only_the_new_passages(tmp_path, tiny_docs, embedder):
+    index_dir = tmp_path / "index"
+    *first, last = tiny_docs
+    counting = CountingEmbedder(embedder)
+    with open_cache(index_dir) as cache:
+        base = build_index(first, counting, cache=cache)
+    save_index(base, index_dir)
+    old_file = segment_file(index_dir, "passages.jsonl")
+    old_inode = old_file.stat().st_ino
+
+    counting.encoded.clear()
+    with open_cache(index_dir) as cache:
+        grown = add_documents(base, [last], counting, cache=cache)
+    save_index(grown, index_dir)
+    assert len(counting.encoded) == len(grown.doc_rows[last.doc_id])
+    kept = live_folder(index_dir) / "segments" / base.segments[0].name / "passages.jsonl"
+    assert kept.stat().st_ino == old_inode  # hard-linked, not rewritten
+
+    loaded = load_index(index_dir, embedder.name, embedder.dim)
+    assert list(loaded.passages) == list(grown.passages) and set(loaded.documents) == set(grown.documents)
+    for query in QUERIES:
+        assert _ranked_ids(loaded, query, "hybrid") == _ranked_ids(grown, query, "hybrid")
+
+
+def test_many_additions_are_merged_into_few_segments_and_survive_a_round_trip(tmp_path, tiny_docs, embedder):
+    """One segment per upload would slow every query; neighbours are merged past MAX_SEGMENTS."""
+    from dataclasses import replace as with_changes
+
+    copies = [with_changes(d, doc_id=f"{d.doc_id}-{i}") for i in range(4) for d in tiny_docs]
+    data = build_index(copies[:1], embedder)
+    for doc in copies[1:]:
+        data = add_documents(data, [doc], embedder)
+    data = remove_documents(data, [copies[3].doc_id, copies[7].doc_id])
+    assert len(data.segments) <= MAX_SEGMENTS
+    assert data.passage_count == sum(len(r) for r in data.doc_rows.values()) == len(data.vectors)
+    fresh = build_index([d for d in copies if d.doc_id not in (copies[3].doc_id, copies[7].doc_id)], embedder)
+    assert data.passage_count == fresh.passage_count
+    save_index(data, tmp_path / "index")
+    loaded = load_index(tmp_path / "index", embedder.name, embedder.dim)
+    assert set(loaded.documents) == set(fresh.documents) and loaded.removed == data.removed
+    for query in QUERIES:
+        scores = [s for _, s in _ranked_ids(loaded, query, "bm25")]
+        assert scores == [s for _, s in _ranked_ids(fresh, query, "bm25")]
+
+
+def test_load_rebuilds_the_config_so_an_unchanged_index_is_not_rebuilt(tmp_path, tiny_docs, embedder):
+    config = IndexConfig(vector_index="auto", auto_threshold=1000)
+    save_index(build_index(tiny_docs, embedder, config), tmp_path / "index")
+    assert load_index(tmp_path / "index", embedder.name, embedder.dim).config == config

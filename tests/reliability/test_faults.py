@@ -312,6 +312,11 @@ def _version(index_dir: Path) -> Path:
     return index_dir / (index_dir / "CURRENT").read_text().strip()
 
 
+def _segment_file(index_dir: Path, name: str) -> Path:
+    """A file of the live version's first segment."""
+    return next(_version(index_dir).glob(f"segments/*/{name}"))
+
+
 def _flip_byte(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
@@ -320,15 +325,17 @@ def _flip_byte(path: Path) -> None:
 
 CORRUPTIONS = {
     "vectors-byte": lambda d: _flip_byte(_version(d) / "vectors.faiss"),
-    "passages-byte": lambda d: _flip_byte(_version(d) / "passages.jsonl"),
-    "documents-truncated": lambda d: (_version(d) / "documents.jsonl").write_bytes(
-        (_version(d) / "documents.jsonl").read_bytes()[:1000]),
-    "bm25-file-missing": lambda d: next((_version(d) / "bm25").glob("*.npy")).unlink(),
+    "passages-byte": lambda d: _flip_byte(_segment_file(d, "passages.jsonl")),
+    "documents-truncated": lambda d: _segment_file(d, "documents.jsonl").write_bytes(
+        _segment_file(d, "documents.jsonl").read_bytes()[:1000]),
+    "bm25-file-missing": lambda d: _segment_file(d, "bm25/rows.npy").unlink(),
+    "deleted-rows-edited": lambda d: (_version(d) / "deleted.json").write_text('{"rows": [1], "documents": []}\n'),
     "manifest-garbage": lambda d: (_version(d) / "manifest.json").write_bytes(b"\x00\xffnot json"),
     "manifest-checksum-edited": lambda d: (_version(d) / "manifest.json").write_text(json.dumps(
         {**json.loads((_version(d) / "manifest.json").read_text()),
          "checksums": {**json.loads((_version(d) / "manifest.json").read_text())["checksums"],
-                       "passages.jsonl": "0" * 64}})),
+                       **{name: "0" * 64 for name in json.loads((_version(d) / "manifest.json").read_text())[
+                           "checksums"] if name.endswith("passages.jsonl")}}})),
     "pointer-garbage": lambda d: (d / "CURRENT").write_bytes(b"../../etc\xff"),
     "pointer-to-missing-version": lambda d: (d / "CURRENT").write_text("v-20000101000000-000000000-1"),
 }
@@ -342,7 +349,7 @@ def test_corruption_is_detected_by_the_load(index_copy, corruption):
 
 
 def test_service_on_a_corrupted_index_answers_503_with_the_reason(index_copy):
-    _flip_byte(_version(index_copy) / "passages.jsonl")
+    _flip_byte(_segment_file(index_copy, "passages.jsonl"))
     with TestClient(create_app(make_settings(index_copy))) as client:
         health = client.get("/health")
         assert health.status_code == 503 and health.json()["index_loaded"] is False

