@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa.errors import (
+    BackendError,
     DocumentNotFoundError,
     IndexCorruptError,
     IndexMismatchError,
@@ -44,6 +45,7 @@ STATUS_BY_ERROR: dict[type[QAError], tuple[int, str]] = {
     IndexMismatchError: (503, "index_unavailable"),
     IndexCorruptError: (503, "index_unavailable"),
     IndexWriteError: (503, "index_unwritable"),  # 507 when the disk is full, see `qa_error_handler`
+    BackendError: (503, "backend_unavailable"),
 }
 
 _TYPE_BY_STATUS = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",

@@ -27,7 +27,7 @@ from api.observability import router as metrics_router
 from api.routes import documents, health, openai, search
 from api.schemas import DocumentCreate
 from qa.config import Settings, get_settings
-from qa.errors import IndexCorruptError, IndexMismatchError, IngestError, NoDocumentsError
+from qa.errors import BackendError, IndexCorruptError, IndexMismatchError, IngestError, NoDocumentsError
 from qa.service import QAService
 from qa.store import IndexWriteError
 
@@ -44,15 +44,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     /health says why with a 503 and the other routes answer 503 with the same message.
     """
     settings: Settings = app.state.settings
-    if app.state.service is None:
-        app.state.service = await run_in_threadpool(build_service, settings)
-    service: QAService = app.state.service
-    if not service.loaded:
-        try:
+    try:
+        if app.state.service is None:
+            app.state.service = await run_in_threadpool(build_service, settings)
+        service: QAService = app.state.service
+        if not service.loaded:
             await run_in_threadpool(service.open, list(settings.corpus))
-        except (IndexMismatchError, IndexCorruptError, IndexWriteError, NoDocumentsError, IngestError) as e:
-            logger.error("cannot open the index in %s: %s", service.index_dir, e)
-            app.state.startup_error = e
+    except (IndexMismatchError, IndexCorruptError, IndexWriteError, NoDocumentsError, IngestError, BackendError) as e:
+        logger.error("cannot open the index in %s: %s", settings.index_dir, e)
+        app.state.startup_error = e
     yield
 
 

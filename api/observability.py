@@ -108,8 +108,8 @@ def configure_logging(level: int = logging.INFO, stream=None) -> logging.Handler
         uv.propagate = True
     # uvicorn's own access line repeats ours without the request id; ours replaces it.
     logging.getLogger("uvicorn.access").disabled = True
-    # Third-party debug chatter (bm25s logs every index build) stays out of the service log.
-    for noisy in ("bm25s", "jieba", "faiss", "httpx", "httpcore"):
+    # Third-party debug chatter stays out of the service log.
+    for noisy in ("jieba", "faiss", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return handler
 

@@ -41,7 +41,7 @@ async def run(url: str, clients: int, total: int, api_key: str | None) -> tuple[
             latencies.append((time.perf_counter() - started) * 1000)
             errors += response.status_code != 200
 
-    async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=120, headers=headers) as http:
         started = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))
         elapsed = time.perf_counter() - started

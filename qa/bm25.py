@@ -78,23 +78,37 @@ class BM25Segment:
     lengths: np.ndarray
 
     @classmethod
-    def from_tokens(cls, token_lists: Sequence[Sequence[str]]) -> BM25Segment:
-        """Build the postings of ``token_lists`` (one list per row)."""
-        counters = [Counter(_terms(tokens)) for tokens in token_lists]
-        vocab = np.array(sorted({t for c in counters for t in c}), dtype=f"<U{MAX_TOKEN_CHARS}")
-        lengths = np.array([sum(c.values()) for c in counters], dtype=np.int32)
-        if vocab.size == 0:
-            return cls(vocab, np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.uint16), lengths)
-        index = {t: j for j, t in enumerate(vocab.tolist())}
-        term_ids = np.fromiter((index[t] for c in counters for t in c), dtype=np.int64)
-        # Term frequencies fit in 16 bits (a passage repeating one term 65535 times is clipped): 6 bytes a posting.
-        tf = np.fromiter((min(n, 65535) for c in counters for n in c.values()), dtype=np.uint16,
-                         count=term_ids.size)
-        rows = np.repeat(np.arange(len(counters), dtype=np.int32), [len(c) for c in counters])
-        # Rows are already ascending; a stable sort by term keeps them ascending inside each term's postings.
-        order = np.argsort(term_ids, kind="stable")
+    def from_tokens(cls, token_lists: Iterable[Sequence[str]]) -> BM25Segment:
+        """Build the postings of ``token_lists`` (one list per row, consumed one at a time)."""
+        ids: dict[str, int] = {}
+        term_parts: list[np.ndarray] = []
+        lengths: list[int] = []
+        for tokens in token_lists:
+            # One small int array per row instead of a Counter: ~8x less memory than per-row dictionaries.
+            row_ids = [ids.setdefault(t[:MAX_TOKEN_CHARS], len(ids)) for t in tokens if t]
+            term_parts.append(np.array(row_ids, dtype=np.int32))
+            lengths.append(len(row_ids))
+        n_rows = len(lengths)
+        lengths_arr = np.array(lengths, dtype=np.int32)
+        if not ids:
+            return cls(np.zeros(0, dtype="<U1"), np.zeros(1, np.int64), np.zeros(0, np.int32),
+                       np.zeros(0, np.uint16), lengths_arr)
+        terms = list(ids)
+        vocab = np.array(sorted(terms))
+        # rank[first-seen id] = position in the sorted vocabulary.
+        rank = np.empty(len(terms), dtype=np.int64)
+        rank[np.argsort(np.array(terms))] = np.arange(len(terms))
+        # One sort of (term, row) keys gives the postings in order and, by counting repeats, the term frequencies.
+        keys = rank[np.concatenate(term_parts)]
+        del term_parts
+        keys *= n_rows
+        keys += np.repeat(np.arange(n_rows, dtype=np.int64), lengths_arr)
+        keys, tf = np.unique(keys, return_counts=True)
+        term_ids = keys // n_rows
         indptr = np.concatenate(([0], np.cumsum(np.bincount(term_ids, minlength=vocab.size)))).astype(np.int64)
-        return cls(vocab, indptr, rows[order], tf[order], lengths)
+        # Term frequencies fit in 16 bits (a passage repeating one term 65535 times is clipped): 6 bytes a posting.
+        return cls(vocab, indptr, (keys % n_rows).astype(np.int32), np.minimum(tf, 65535).astype(np.uint16),
+                   lengths_arr)
 
     def __len__(self) -> int:
         return int(self.lengths.size)
@@ -110,7 +124,7 @@ class BM25Segment:
     @staticmethod
     def concat(segments: Sequence[BM25Segment]) -> BM25Segment:
         """One segment holding ``segments``' rows one block after the other (used to merge small segments)."""
-        vocab = np.unique(np.concatenate([s.vocab for s in segments])).astype(f"<U{MAX_TOKEN_CHARS}")
+        vocab = np.unique(np.concatenate([s.vocab for s in segments]))
         term_ids, rows, tfs = [], [], []
         offset = 0
         for s in segments:
@@ -209,7 +223,7 @@ class BM25Index:
     def segment_for(texts: Sequence[str], tokenizer_name: str = DEFAULT_TOKENIZER) -> BM25Segment:
         """The segment for ``texts``, to append with :meth:`with_segment`."""
         tokenizer = create_tokenizer(tokenizer_name)
-        return BM25Segment.from_tokens([tokenizer(t) for t in texts])
+        return BM25Segment.from_tokens(tokenizer(t) for t in texts)
 
     def with_segment(self, segment: BM25Segment) -> BM25Index:
         """A new index with ``segment``'s rows appended after the current ones."""

@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     max_top_k: int = Field(100, ge=1, le=1000)
     max_query_chars: int = Field(2000, ge=1, le=100_000)
 
+    # Search backend: the embedded FAISS + BM25 index in index_dir, or a Milvus server (index_dir then only holds
+    # the embedding cache).
+    backend: Literal["faiss", "milvus"] = "faiss"
+    milvus_uri: str = "http://127.0.0.1:19530"
+    milvus_token: SecretStr | None = None
+    milvus_db: str = "default"
+    milvus_collection: str = Field("zhqa", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
+    milvus_index: Literal["AUTOINDEX", "FLAT", "IVF_FLAT", "HNSW", "IVF_SQ8", "DISKANN"] = "AUTOINDEX"
+    milvus_analyzer: Literal["ngram", "chinese"] = "ngram"
+
     # Web service.
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

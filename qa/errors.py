@@ -45,3 +45,7 @@ class DocumentNotFoundError(QAError, KeyError):
 
 class ReadOnlyError(QAError):
     """Document changes are switched off by a setting."""
+
+
+class BackendError(QAError):
+    """The search backend (a Milvus server) cannot be reached or refused an operation; the message names it."""

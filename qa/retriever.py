@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from embeddings import Embedder
-from qa.bm25 import top_k
 from qa.errors import DocumentNotFoundError, InvalidQueryError
 from qa.fusion import rrf, weighted_sum
-from qa.store import IndexData
 from qa.text import normalize
-from qa.types import Hit
+from qa.types import Document, Hit, Passage
 
 SEARCH_MODES = ("hybrid", "dense", "bm25")
 # Questions a title block (title, speaker, date, place lines) can answer.
@@ -75,37 +75,50 @@ def validate_request(query: str, top_k: int, mode: str, config: RetrievalConfig)
     return query
 
 
+class SearchIndex(Protocol):
+    """What the retriever needs from a backend (`qa.store.IndexData` for FAISS, `qa.milvus_backend.MilvusIndex`).
+
+    Rows are integer passage ids: `passages[row]`, and the keys of what the two searches return.
+    """
+
+    documents: Mapping[str, Document]
+    doc_rows: Mapping[str, Sequence[int]]
+    header_rows: frozenset[int]
+    passages: Sequence[Passage]
+
+    @property
+    def passage_count(self) -> int: ...
+
+    def keyword_search(self, query: str, n: int, doc_ids: list[str] | None = None) -> dict[int, float]: ...
+
+    def dense_search(self, vector: np.ndarray, n: int, doc_ids: list[str] | None = None) -> dict[int, float]: ...
+
+    def tune(self, ef_search: int, nprobe: int) -> None: ...
+
+
 class HybridRetriever:
     """Ranks passages of one loaded index for a question."""
 
-    def __init__(self, data: IndexData, embedder: Embedder, config: RetrievalConfig | None = None):
+    def __init__(self, data: SearchIndex, embedder: Embedder, config: RetrievalConfig | None = None):
         self.data = data
         self.embedder = embedder
         self.config = config or RetrievalConfig()
-        data.vectors.ef_search = self.config.ef_search
-        data.vectors.nprobe = self.config.nprobe
+        data.tune(ef_search=self.config.ef_search, nprobe=self.config.nprobe)
 
-    def _rows_for(self, doc_ids: list[str] | None) -> np.ndarray | None:
+    def _check_ids(self, doc_ids: list[str] | None) -> list[str] | None:
         if not doc_ids:
             return None
-        rows: list[int] = []
         for doc_id in doc_ids:
             if doc_id not in self.data.doc_rows:
                 raise DocumentNotFoundError(f"unknown document id {doc_id!r}")
-            rows.extend(self.data.doc_rows[doc_id])
-        return np.asarray(sorted(rows), dtype=np.int64)
+        return list(doc_ids)
 
-    def _keyword(self, query: str, rows: np.ndarray | None, n: int) -> dict[int, float]:
-        scores = self.data.bm25.scores(normalize(query))
-        if rows is not None:
-            masked = np.zeros_like(scores)
-            masked[rows] = scores[rows]
-            scores = masked
-        return dict(top_k(scores, n))
+    def _keyword(self, query: str, doc_ids: list[str] | None, n: int) -> dict[int, float]:
+        return self.data.keyword_search(normalize(query), n, doc_ids)
 
-    def _dense(self, query: str, rows: np.ndarray | None, n: int) -> dict[int, float]:
-        vector = self.embedder.encode_queries([normalize(query)])
-        return {int(i): float(s) for i, s in self.data.vectors.search(vector, n, allowed_ids=rows)[0]}
+    def _dense(self, query: str, doc_ids: list[str] | None, n: int) -> dict[int, float]:
+        vector = self.embedder.encode_queries([normalize(query)])[0]
+        return self.data.dense_search(vector, n, doc_ids)
 
     def _demote_title_blocks(self, query: str, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
         """Push title-block passages down unless the question asks for metadata (who, when, which document).
@@ -138,10 +151,10 @@ class HybridRetriever:
             DocumentNotFoundError: an unknown id in `doc_ids`.
         """
         query = validate_request(query, top_k, mode, self.config)
-        rows = self._rows_for(doc_ids)
+        doc_ids = self._check_ids(doc_ids)
         n = max(self.config.candidates, top_k)
-        keyword = self._keyword(query, rows, n) if mode in ("hybrid", "bm25") else {}
-        dense = self._dense(query, rows, n) if mode in ("hybrid", "dense") else {}
+        keyword = self._keyword(query, doc_ids, n) if mode in ("hybrid", "bm25") else {}
+        dense = self._dense(query, doc_ids, n) if mode in ("hybrid", "dense") else {}
         if mode == "bm25":
             ranked = sorted(keyword.items(), key=lambda kv: (-kv[1], kv[0]))
         elif mode == "dense":

@@ -20,7 +20,7 @@ from qa.chunking import ChunkingConfig
 from qa.config import Settings
 from qa.errors import DocumentNotFoundError, IndexNotFoundError, NoDocumentsError
 from qa.ingest import IngestReport, load_documents
-from qa.retriever import HybridRetriever, RetrievalConfig
+from qa.retriever import HybridRetriever, RetrievalConfig, SearchIndex
 from qa.store import (
     IndexConfig,
     IndexData,
@@ -57,7 +57,7 @@ COMPACT_DEAD_FRACTION = 0.5
 
 @dataclass
 class _Snapshot:
-    data: IndexData
+    data: SearchIndex
     retriever: HybridRetriever
 
     def index_text(self, passage: Passage) -> str:
@@ -66,7 +66,7 @@ class _Snapshot:
     @cached_property
     def weights(self) -> TermWeights:
         data = self.data
-        if data.config.tokenizer in _CHAR_TOKENIZERS:
+        if isinstance(data, IndexData) and data.config.tokenizer in _CHAR_TOKENIZERS:
             return TermWeights.from_doc_freq(data.bm25.doc_freq, data.passage_count)
         return TermWeights(data.index_texts())
 
@@ -102,7 +102,7 @@ class QAService:
             raise IndexNotFoundError(f"no index loaded from {self.index_dir}")
         return self._snapshot
 
-    def _publish(self, data: IndexData) -> None:
+    def _publish(self, data: SearchIndex) -> None:
         snapshot = _Snapshot(data, HybridRetriever(data, self.embedder, self.retrieval))
         # Computed here, by the writer, before the swap: otherwise the first searches after a change would wait on it.
         snapshot.weights  # noqa: B018
@@ -292,4 +292,14 @@ def service_from_settings(settings: Settings) -> QAService:
     )
     index_config = IndexConfig(ChunkingConfig(settings.max_chars, settings.min_chars),
                                vector_index=settings.vector_index, auto_threshold=settings.vector_auto_threshold)
+    if settings.backend == "milvus":
+        from qa.milvus_backend import ANALYZERS, MilvusQAService
+        from qa.milvus_store import MilvusStore
+
+        token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
+        store = MilvusStore(settings.milvus_uri, embedder.dim, collection=settings.milvus_collection, token=token,
+                            db_name=settings.milvus_db, dense_index=settings.milvus_index,
+                            analyzer=ANALYZERS[settings.milvus_analyzer])
+        return MilvusQAService(store, settings.index_dir, embedder, retrieval, index_config, settings.embed_batch_size,
+                               analyzer=settings.milvus_analyzer)
     return QAService(settings.index_dir, embedder, retrieval, index_config, settings.embed_batch_size)

@@ -25,12 +25,14 @@ import hashlib
 import json
 import logging
 import mmap
+import multiprocessing
 import os
 import re
 import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +41,7 @@ import numpy as np
 from embeddings import Embedder, EmbeddingCache, VectorIndex, encode_documents_cached
 from embeddings.errors import IndexMismatchError as VectorIndexMismatch
 from embeddings.faiss_index import AUTO_THRESHOLD, INDEX_FILE, MANIFEST_FILE
-from qa.bm25 import DEFAULT_TOKENIZER, BM25Index, BM25Params, BM25Segment
+from qa.bm25 import DEFAULT_TOKENIZER, BM25Index, BM25Params, BM25Segment, top_k
 from qa.chunking import ChunkingConfig, cut_passages
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError, QAError
 from qa.text import normalize
@@ -50,7 +52,9 @@ _CURRENT = "CURRENT"
 _SEGMENTS = "segments"
 _DELETED_FILE = "deleted.json"
 _SEGMENT_NAME = re.compile(r"s-[0-9]{1,30}-[0-9]{1,10}")
-# More segments than this and the two smallest neighbours are merged (each query visits every segment).
+# Rows per segment built at once (~600 MB peak to build 32k rows of char 1-3-grams; each query visits every segment).
+SEGMENT_ROWS = 32_768
+# More small segments than this and the two smallest neighbours are merged.
 MAX_SEGMENTS = 8
 _CACHE_FILE = "embeddings.sqlite"
 # What CURRENT may name: a version folder written by `save_index`, nothing with a path separator.
@@ -181,8 +185,7 @@ def _segment_name() -> str:
     return f"s-{time.time_ns()}-{os.getpid()}"
 
 
-def _new_segment(first_row: int, docs: Sequence[Document], passages: list[Passage], texts: list[str],
-                 tokenizer: str) -> Segment:
+def _new_segment(first_row: int, docs: Sequence[Document], passages: Sequence[Passage], bm25: BM25Segment) -> Segment:
     doc_rows: dict[str, tuple[int, int]] = {}
     header_rows: dict[str, int] = {}
     for offset, passage in enumerate(passages, start=first_row):
@@ -194,7 +197,34 @@ def _new_segment(first_row: int, docs: Sequence[Document], passages: list[Passag
         if span is not None and passages[start - first_row].char_start == span[0]:
             header_rows[doc_id] = start
     return Segment(_segment_name(), first_row, tuple(d for d in docs if d.doc_id in doc_rows), doc_rows,
-                   header_rows, passages, BM25Index.segment_for(texts, tokenizer))
+                   header_rows, list(passages), bm25)
+
+
+def _build_segments(first_row: int, docs: Sequence[Document], passages: list[Passage], texts: list[str],
+                    tokenizer: str) -> list[Segment]:
+    """Segments of at most SEGMENT_ROWS rows (a document is never split), their BM25 postings built on all cores.
+
+    Tokenizing is pure Python, so segments are built in worker processes when there are several.
+    """
+    groups: list[tuple[int, int]] = []  # [start, end) passage positions, cut at document boundaries
+    start = 0
+    for i in range(1, len(passages) + 1):
+        if i == len(passages) or (i - start >= SEGMENT_ROWS and passages[i].doc_id != passages[i - 1].doc_id):
+            groups.append((start, i))
+            start = i
+    chunks = [texts[a:b] for a, b in groups]
+    if len(chunks) > 1:
+        workers = min(len(chunks), os.cpu_count() or 1)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            postings = list(pool.map(BM25Index.segment_for, chunks, [tokenizer] * len(chunks)))
+    else:
+        postings = [BM25Index.segment_for(chunk, tokenizer) for chunk in chunks]
+    by_id = {d.doc_id: d for d in docs}
+    segments = []
+    for (a, b), bm25 in zip(groups, postings, strict=True):
+        in_group = list(dict.fromkeys(p.doc_id for p in passages[a:b]))
+        segments.append(_new_segment(first_row + a, [by_id[d] for d in in_group], passages[a:b], bm25))
+    return segments
 
 
 class PassageTable(Sequence[Passage]):
@@ -265,6 +295,30 @@ class IndexData:
         """Live passages (deleted documents' rows excluded)."""
         return self.bm25.live_count
 
+    def tune(self, ef_search: int, nprobe: int) -> None:
+        """Set the vector index's search breadth (HNSW ef_search, IVF nprobe); no rebuild needed."""
+        self.vectors.ef_search = ef_search
+        self.vectors.nprobe = nprobe
+
+    def _rows_of(self, doc_ids: list[str] | None) -> np.ndarray | None:
+        if not doc_ids:
+            return None
+        return np.fromiter((r for d in doc_ids for r in self.doc_rows[d]), dtype=np.int64)
+
+    def keyword_search(self, query: str, n: int, doc_ids: list[str] | None = None) -> dict[int, float]:
+        """Top `n` rows by BM25 (positive scores only), within `doc_ids` when given."""
+        scores = self.bm25.scores(query)
+        rows = self._rows_of(doc_ids)
+        if rows is not None:
+            masked = np.zeros_like(scores)
+            masked[rows] = scores[rows]
+            scores = masked
+        return dict(top_k(scores, n))
+
+    def dense_search(self, vector: np.ndarray, n: int, doc_ids: list[str] | None = None) -> dict[int, float]:
+        """Top `n` rows by cosine to `vector`, within `doc_ids` when given."""
+        return {int(i): float(s) for i, s in self.vectors.search(vector, n, allowed_ids=self._rows_of(doc_ids))[0]}
+
     def live_rows(self) -> Iterator[int]:
         for rows in self.doc_rows.values():
             yield from rows
@@ -334,9 +388,9 @@ def build_index(
     vectors = encode_documents_cached(embedder, texts, cache, batch_size=batch_size, progress=progress)
     index = config.new_vector_index(embedder.dim)
     index.add(np.arange(len(passages), dtype=np.int64), vectors)
-    segment = _new_segment(0, docs, passages, texts, config.tokenizer)
-    bm25 = BM25Index([segment.bm25], BM25Params(tokenizer_name=config.tokenizer))
-    return IndexData((segment,), index, bm25, embedder.name, embedder.dim, config)
+    segments = _build_segments(0, docs, passages, texts, config.tokenizer)
+    bm25 = BM25Index([s.bm25 for s in segments], BM25Params(tokenizer_name=config.tokenizer))
+    return IndexData(tuple(segments), index, bm25, embedder.name, embedder.dim, config)
 
 
 def add_documents(
@@ -364,12 +418,13 @@ def add_documents(
         raise ValueError("the documents yield no passages to index")
     vectors = encode_documents_cached(embedder, texts, cache, batch_size=batch_size, progress=progress)
     first_row = len(data.passages)
-    segment = _new_segment(first_row, docs, passages, texts, data.config.tokenizer)
+    new_segments = _build_segments(first_row, docs, passages, texts, data.config.tokenizer)
     index = data.vectors.copy()
     index.add(np.arange(first_row, first_row + len(passages), dtype=np.int64), vectors)
-    segments = (*data.segments, segment)
-    bm25 = data.bm25.with_segment(segment.bm25)
-    segments, bm25, removed = _merge_small_segments(segments, bm25, data.removed)
+    bm25 = data.bm25
+    for segment in new_segments:
+        bm25 = bm25.with_segment(segment.bm25)
+    segments, bm25, removed = _merge_small_segments((*data.segments, *new_segments), bm25, data.removed)
     return IndexData(segments, index, bm25, data.model_name, data.dim, data.config, removed)
 
 
@@ -401,14 +456,19 @@ def dead_fraction(data: IndexData) -> float:
 
 def _merge_small_segments(segments: tuple[Segment, ...], bm25: BM25Index, removed: frozenset[tuple[str, str]],
                           ) -> tuple[tuple[Segment, ...], BM25Index, frozenset[tuple[str, str]]]:
-    """Merge the adjacent pair with the fewest rows until at most MAX_SEGMENTS remain.
+    """Merge the adjacent pair with the fewest rows while more than MAX_SEGMENTS segments are small.
 
-    Merging the smallest neighbours keeps the cost of a merge proportional to what was recently added, as in
-    Lucene's tiered merging; rows keep their numbers, so the vector index is not touched.
+    A segment is small below SEGMENT_ROWS rows, and two are merged only if the result stays within it: merging the
+    smallest neighbours keeps the cost of a merge proportional to what was recently added, as in Lucene's tiered
+    merging. Rows keep their numbers, so the vector index is not touched.
     """
     segments = list(segments)
-    while len(segments) > MAX_SEGMENTS:
-        i = min(range(len(segments) - 1), key=lambda j: len(segments[j].passages) + len(segments[j + 1].passages))
+    while sum(len(s.passages) < SEGMENT_ROWS for s in segments) > MAX_SEGMENTS:
+        pairs = [j for j in range(len(segments) - 1)
+                 if len(segments[j].passages) + len(segments[j + 1].passages) <= SEGMENT_ROWS]
+        if not pairs:
+            break
+        i = min(pairs, key=lambda j: len(segments[j].passages) + len(segments[j + 1].passages))
         left, right = segments[i], segments[i + 1]
         bm25 = bm25.merged(i, i + 2)
         live_docs = [(s, d) for s in (left, right) for d in s.documents if (s.name, d.doc_id) not in removed]
@@ -660,7 +720,7 @@ def read_manifest(index_dir: Path) -> dict:
     return _read_manifest_file(current_version(index_dir))
 
 
-def _document_from_dict(row: dict) -> Document:
+def document_from_dict(row: dict) -> Document:
     return Document(
         doc_id=row["doc_id"],
         title=row["title"],
@@ -684,7 +744,7 @@ def _load_segment(folder: Path, entry: dict) -> Segment:
     for line in (path / "documents.jsonl").read_text(encoding="utf-8").splitlines():
         if line:
             row = json.loads(line)
-            doc = _document_from_dict(row)
+            doc = document_from_dict(row)
             documents.append(doc)
             doc_rows[doc.doc_id] = (int(row["rows"][0]), int(row["rows"][1]))
             if row.get("header_row") is not None:

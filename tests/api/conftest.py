@@ -1,10 +1,15 @@
 """Fixtures for the web layer: one index of the sample corpus per session (hashing embedder), clients over it.
 
-Read-only tests share one loaded service; tests that add or delete documents get a copy of the index folder.
+Every API test runs on both backends: the embedded FAISS index, and a real Milvus server on 127.0.0.1 (milvus-lite,
+started by `tests/milvus_fixture.py` unless one already answers on port 19530).
+Read-only tests share one loaded service; tests that add or delete documents get a copy of the index folder (and,
+on Milvus, their own collections filled with the sample corpus).
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
 import socket
 import threading
@@ -25,6 +30,8 @@ from qa.service import QAService
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "data" / "corpus"
+BACKENDS = ("faiss", "milvus")
+_collections = itertools.count()
 
 
 def make_settings(index_dir: Path, **overrides) -> Settings:
@@ -34,18 +41,39 @@ def make_settings(index_dir: Path, **overrides) -> Settings:
     return Settings(_env_file=None, **values)
 
 
+def _collection(label: str) -> str:
+    return f"t{os.getpid()}_{label}_{next(_collections)}"
+
+
+def backend_of(settings: Settings) -> dict:
+    """The settings that choose the backend, to carry over into settings made for the same index."""
+    return {"backend": settings.backend, "milvus_uri": settings.milvus_uri,
+            "milvus_collection": settings.milvus_collection}
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> dict:
+    """Settings overrides selecting the backend under test."""
+    if request.param == "faiss":
+        return {}
+    from tests.milvus_fixture import ensure_milvus_server
+
+    port = int(os.environ.get("ZHQA_TEST_MILVUS_PORT", "19530"))
+    return {"backend": "milvus", "milvus_uri": ensure_milvus_server(port)}
+
+
 @pytest.fixture(scope="session")
-def base_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample corpus indexed once per session; never modified (copy it to change documents)."""
-    index_dir = tmp_path_factory.mktemp("base") / "index"
-    settings = make_settings(index_dir)
+def settings(tmp_path_factory: pytest.TempPathFactory, backend: dict) -> Settings:
+    """Settings of the session index: the sample corpus indexed once; never modified (copy it to change documents)."""
+    overrides = {**backend, "milvus_collection": _collection("base")} if backend else {}
+    settings = make_settings(tmp_path_factory.mktemp("base") / "index", **overrides)
     build_service(settings).open(list(settings.corpus))
-    return index_dir
+    return settings
 
 
 @pytest.fixture(scope="session")
-def settings(base_index: Path) -> Settings:
-    return make_settings(base_index)
+def base_index(settings: Settings) -> Path:
+    return settings.index_dir
 
 
 @pytest.fixture(scope="session")
@@ -64,20 +92,32 @@ def client(settings: Settings, service: QAService) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def index_copy(base_index: Path, tmp_path: Path) -> Path:
-    """A private copy of the session index for a test that changes documents."""
+def copy_settings(settings: Settings, tmp_path: Path) -> Settings:
+    """Settings of a private copy of the session index, for a test that changes documents."""
     target = tmp_path / "index"
-    shutil.copytree(base_index, target)
-    return target
+    shutil.copytree(settings.index_dir, target)
+    if settings.backend != "milvus":
+        return settings.model_copy(update={"index_dir": target})
+    copy = settings.model_copy(update={"index_dir": target, "milvus_collection": _collection("copy")})
+    build_service(copy).open(list(copy.corpus))  # vectors come from the copied embedding cache
+    return copy
 
 
 @pytest.fixture
-def make_client(index_copy: Path) -> Callable[..., object]:
+def index_copy(copy_settings: Settings) -> Path:
+    return copy_settings.index_dir
+
+
+@pytest.fixture
+def make_client(copy_settings: Settings) -> Callable[..., object]:
     """`with make_client(**settings_overrides) as client:` a fresh app over this test's index copy."""
 
     @contextmanager
     def factory(**overrides) -> Iterator[TestClient]:
-        settings = make_settings(overrides.pop("index_dir", index_copy), **overrides)
+        chosen = backend_of(copy_settings)
+        if "index_dir" in overrides and copy_settings.backend == "milvus":
+            chosen["milvus_collection"] = _collection("other")  # another index folder: another Milvus index
+        settings = make_settings(overrides.pop("index_dir", copy_settings.index_dir), **{**chosen, **overrides})
         with TestClient(create_app(settings)) as test_client:
             yield test_client
 

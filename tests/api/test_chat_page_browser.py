@@ -113,13 +113,13 @@ def test_unknown_answer_and_unreachable_service_are_explained(browser, server_ur
     assert "无法连接到问答服务" in error.text
 
 
-def test_server_text_is_never_parsed_as_html(browser, settings, index_copy, serve_app):
+def test_server_text_is_never_parsed_as_html(browser, copy_settings, serve_app):
     """A document whose title and text hold markup shows it as text in the citation panel."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    xss_settings = settings.model_copy(update={"index_dir": index_copy})
+    xss_settings = copy_settings
     private = build_service(xss_settings)
     private.load()
     text = "<img src=x onerror=\"document.body.dataset.pwned='1'\">红枫岭隧道工程于三月贯通。<b>粗体</b>"

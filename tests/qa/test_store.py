@@ -13,6 +13,7 @@ from embeddings.hashing import HashingEmbedder
 from qa.chunking import ChunkingConfig
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from qa.retriever import HybridRetriever
+from qa import store
 from qa.store import (
     MAX_SEGMENTS,
     IndexConfig,
@@ -387,3 +388,18 @@ def test_load_rebuilds_the_config_so_an_unchanged_index_is_not_rebuilt(tmp_path,
     config = IndexConfig(vector_index="auto", auto_threshold=1000)
     save_index(build_index(tiny_docs, embedder, config), tmp_path / "index")
     assert load_index(tmp_path / "index", embedder.name, embedder.dim).config == config
+
+
+def test_a_large_build_is_cut_into_segments_built_in_parallel_without_changing_results(
+        tiny_docs, embedder, monkeypatch, tmp_path):
+    single = build_index(tiny_docs, embedder)
+    monkeypatch.setattr(store, "SEGMENT_ROWS", 4)  # the tiny documents hold 3-6 passages each
+    split = build_index(tiny_docs, embedder)
+    assert len(split.segments) == len(tiny_docs)  # cut at document boundaries, one worker process each
+    assert list(split.passages) == list(single.passages) and split.doc_rows == single.doc_rows
+    for query in QUERIES:
+        for mode in ("hybrid", "bm25"):
+            assert _ranked_ids(split, query, mode) == _ranked_ids(single, query, mode)
+    save_index(split, tmp_path / "index")
+    loaded = load_index(tmp_path / "index", embedder.name, embedder.dim)
+    assert [s.name for s in loaded.segments] == [s.name for s in split.segments]
