@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from tests.api.conftest import make_settings
 from embeddings import create_embedder
 from qa.service import QAService
 
@@ -92,3 +93,13 @@ def test_cors_only_when_configured(settings, service, client):
         response = cors_client.options("/v1/search", headers=preflight)
         assert response.status_code == 200
         assert response.headers["access-control-allow-origin"] == "http://intranet.example"
+
+
+def test_unreachable_milvus_gives_503_naming_the_server(tmp_path):
+    pytest.importorskip("pymilvus")
+    settings = make_settings(tmp_path / "index", backend="milvus", milvus_uri="http://127.0.0.1:9")
+    with TestClient(create_app(settings)) as client:
+        health = client.get("/health")
+        assert health.status_code == 503 and "Milvus at http://127.0.0.1:9" in health.json()["error"]
+        search = client.post("/v1/search", json={"query": "古塔区"})
+        assert search.status_code == 503 and search.json()["type"] == "backend_unavailable"
