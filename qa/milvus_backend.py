@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from embeddings import Embedder, encode_documents_cached
-from qa.errors import DocumentNotFoundError, IndexNotFoundError, NoDocumentsError
-from qa.ingest import load_documents
+from qa.errors import IndexNotFoundError
 from qa.milvus_store import MilvusStore
 from qa.retriever import RetrievalConfig
-from qa.service import IndexReport, QAService
+from qa.service import QAService
 from qa.chunking import cut_passages
 from qa.store import IndexConfig, document_from_dict, open_cache, passage_index_text
 from qa.tokenize import create_tokenizer
@@ -124,13 +123,6 @@ class MilvusQAService(QAService):
                                      f"{self.store.documents_name}); run `qa index` to fill it")
         self._publish(MilvusIndex.read(self.store, self.keyword_text))
 
-    def _current(self) -> MilvusIndex | None:
-        try:
-            self.load()
-        except IndexNotFoundError:
-            return None
-        return self.snapshot.data
-
     def _write(self, current: MilvusIndex | None, add: list[Document], remove: list[str],
                progress: Callable[[int], None] | None = None) -> MilvusIndex:
         """Delete `remove`, embed and insert `add` (a None `current` starts from empty collections)."""
@@ -154,46 +146,13 @@ class MilvusQAService(QAService):
             added_passages = dict(zip(rows, passages))
         return current.changed({d.doc_id: d for d in add}, added_passages, remove)
 
-    def index_paths(self, paths: list[Path], *, add: bool = False, rebuild: bool = False,
-                    progress: Callable[[int], None] | None = None,
-                    on_total: Callable[[int], None] | None = None) -> IndexReport:
-        report = load_documents(paths)
-        with self._write_lock:
-            current = None if rebuild else self._current()
-            new_docs = {d.doc_id: d for d in report.documents}
-            old_ids = set(current.documents) if current else set()
-            if add:
-                new_docs = {**(current.documents if current else {}), **new_docs}
-            added = [d for doc_id, d in new_docs.items() if doc_id not in old_ids]
-            removed = sorted(old_ids - set(new_docs))
-            if current is not None and not added and not removed:
-                return IndexReport(len(new_docs), current.passage_count, 0, 0, True, report.failures)
-            if on_total:
-                on_total(len(added))
-            data = self._write(current, added, removed, progress)
-            self._publish(data)
-        return IndexReport(len(data.documents), data.passage_count, len(added), len(removed), False, report.failures)
+    def _reusable(self, current: MilvusIndex) -> bool:
+        """Collections record no build settings: after changing the model or analyzer, `qa index --rebuild`."""
+        return True
 
-    def index_documents(self, documents: list[Document], progress: Callable[[int], None] | None = None) -> None:
-        if not documents:
-            raise NoDocumentsError("no documents to index")
-        with self._write_lock:
-            self._publish(self._write(None, list({d.doc_id: d for d in documents}.values()), [], progress))
+    def _rebuild(self, documents: list[Document], progress: Callable[[int], None] | None) -> MilvusIndex:
+        return self._write(None, documents, [], progress)
 
-    def add_document(self, doc: Document) -> bool:
-        with self._write_lock:
-            current = self.snapshot.data
-            if doc.doc_id in current.documents:
-                return False
-            self._publish(self._write(current, [doc], []))
-            return True
-
-    def delete_document(self, doc_id: str) -> Document:
-        with self._write_lock:
-            current = self.snapshot.data
-            if doc_id not in current.documents:
-                raise DocumentNotFoundError(f"unknown document id {doc_id!r}")
-            if len(current.documents) == 1:
-                raise NoDocumentsError("cannot delete the last document: an index needs at least one")
-            self._publish(self._write(current, [], [doc_id]))
-            return current.documents[doc_id]
+    def _apply(self, current: MilvusIndex, add: list[Document], remove: list[str],
+               progress: Callable[[int], None] | None = None) -> MilvusIndex:
+        return self._write(current, add, remove, progress)

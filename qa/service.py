@@ -132,12 +132,19 @@ class QAService:
             raise IndexWriteError.from_error(self.index_dir, e) from e
         return data
 
-    def _build_and_save(self, documents: list[Document], progress: Callable[[int], None] | None) -> IndexData:
+    # --- the three writes a backend provides: is the index reusable, rebuild it, change it --------------------------
+
+    def _reusable(self, current: IndexData) -> bool:
+        """Whether `current` was built with this service's settings (else a change means a rebuild)."""
+        return current.config == self.index_config
+
+    def _rebuild(self, documents: list[Document], progress: Callable[[int], None] | None) -> IndexData:
+        """A new index holding exactly `documents`, saved as the live version (not yet published)."""
         return self._save(lambda cache: build_index(documents, self.embedder, self.index_config, cache, progress,
                                                     self.batch_size))
 
-    def _change_and_save(self, current: IndexData, add: list[Document], remove: list[str],
-                         progress: Callable[[int], None] | None = None) -> IndexData:
+    def _apply(self, current: IndexData, add: list[Document], remove: list[str],
+               progress: Callable[[int], None] | None = None) -> IndexData:
         """Apply removals and additions as new segments; rebuild (from cached embeddings) once half the rows are dead."""
 
         def change(cache: EmbeddingCache) -> IndexData:
@@ -182,16 +189,16 @@ class QAService:
             old_ids = set(current.documents) if current else set()
             added = [d for doc_id, d in new_docs.items() if doc_id not in old_ids]
             removed = sorted(old_ids - set(new_docs))
-            if current is not None and current.config == self.index_config:
+            if current is not None and self._reusable(current):
                 if not added and not removed:
                     return IndexReport(len(new_docs), current.passage_count, 0, 0, True, report.failures)
                 if on_total:
                     on_total(len(added))
-                data = self._change_and_save(current, added, removed, progress)
+                data = self._apply(current, added, removed, progress)
             else:
                 if on_total:
                     on_total(len(new_docs))
-                data = self._build_and_save(list(new_docs.values()), progress)
+                data = self._rebuild(list(new_docs.values()), progress)
             self._publish(data)
         return IndexReport(len(data.documents), data.passage_count, len(added), len(removed), False,
                            report.failures)
@@ -201,7 +208,7 @@ class QAService:
         if not documents:
             raise NoDocumentsError("no documents to index")
         with self._write_lock:
-            self._publish(self._build_and_save(documents, progress))
+            self._publish(self._rebuild(list({d.doc_id: d for d in documents}.values()), progress))
 
     def open(self, corpus: list[Path], progress: Callable[[int], None] | None = None) -> None:
         """Load the saved index, or build it from `corpus` when there is none yet."""
@@ -252,7 +259,7 @@ class QAService:
             current = self.snapshot.data
             if doc.doc_id in current.documents:
                 return False
-            self._publish(self._change_and_save(current, [doc], []))
+            self._publish(self._apply(current, [doc], []))
             return True
 
     def delete_document(self, doc_id: str) -> Document:
@@ -268,7 +275,7 @@ class QAService:
                 raise DocumentNotFoundError(f"unknown document id {doc_id!r}")
             if len(current.documents) == 1:
                 raise NoDocumentsError("cannot delete the last document: an index needs at least one")
-            self._publish(self._change_and_save(current, [], [doc_id]))
+            self._publish(self._apply(current, [], [doc_id]))
             return current.documents[doc_id]
 
 
