@@ -113,14 +113,6 @@ class BM25Segment:
     def __len__(self) -> int:
         return int(self.lengths.size)
 
-    def postings(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """(local rows, term frequencies) of ``term``, or None if the segment lacks it."""
-        j = int(np.searchsorted(self.vocab, term))
-        if j >= self.vocab.size or self.vocab[j] != term:
-            return None
-        start, end = int(self.indptr[j]), int(self.indptr[j + 1])
-        return self.rows[start:end], self.tf[start:end]
-
     @staticmethod
     def concat(segments: Sequence[BM25Segment]) -> BM25Segment:
         """One segment holding ``segments``' rows one block after the other (used to merge small segments)."""
@@ -250,9 +242,6 @@ class BM25Index:
     @property
     def live_count(self) -> int:
         return self._live
-
-    def is_alive(self, row: int) -> bool:
-        return bool(self._alive[row])
 
     def query_terms(self, query: str) -> Counter[str]:
         """The query's terms with how often each is asked (a term asked twice weighs twice, as in Lucene)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,14 @@ from qa.errors import IndexNotFoundError
 from qa.milvus_store import MilvusStore
 from qa.retriever import RetrievalConfig
 from qa.service import QAService
-from qa.chunking import cut_passages
-from qa.store import IndexConfig, document_from_dict, open_cache, passage_index_text
+from qa.store import (
+    IndexConfig,
+    cut_index_passages,
+    document_from_dict,
+    is_title_block,
+    open_cache,
+    passage_index_text,
+)
 from qa.tokenize import create_tokenizer
 from qa.types import Document, Passage
 
@@ -40,10 +47,14 @@ class KeywordText:
     analyzer: str = "ngram"
     tokenizer: str = "char123"
 
+    @cached_property
+    def _tokenize(self) -> Callable[[str], list[str]]:
+        return create_tokenizer(self.tokenizer)
+
     def __call__(self, text: str) -> str:
         if self.analyzer == "chinese":
             return text
-        return " ".join(create_tokenizer(self.tokenizer)(text))
+        return " ".join(self._tokenize(text))
 
 
 @dataclass(frozen=True)
@@ -63,8 +74,7 @@ class MilvusIndex:
         for row in sorted(self.passages):
             passage = self.passages[row]
             rows = doc_rows.setdefault(passage.doc_id, [])
-            doc = self.documents.get(passage.doc_id)
-            if not rows and doc is not None and doc.header_span is not None and passage.char_start == doc.header_span[0]:
+            if not rows and is_title_block(passage, self.documents.get(passage.doc_id)):
                 headers.add(row)
             rows.append(row)
         object.__setattr__(self, "doc_rows", doc_rows)
@@ -131,11 +141,9 @@ class MilvusQAService(QAService):
             current = MilvusIndex(self.store, {}, {}, self.keyword_text)
         for doc_id in remove:
             self.store.delete_document(doc_id)
-        passages = [p for d in add for p in cut_passages(d, self.index_config.chunking)]
+        passages, texts = cut_index_passages(add, self.index_config)
         added_passages: dict[int, Passage] = {}
         if passages:
-            by_id = {d.doc_id: d for d in add}
-            texts = [passage_index_text(p, by_id[p.doc_id]) for p in passages]
             with open_cache(self.index_dir) as cache:
                 vectors = encode_documents_cached(self.embedder, texts, cache, batch_size=self.batch_size,
                                                   progress=progress)

@@ -193,8 +193,7 @@ def _new_segment(first_row: int, docs: Sequence[Document], passages: Sequence[Pa
         doc_rows[passage.doc_id] = (start, offset + 1)
     by_id = {d.doc_id: d for d in docs}
     for doc_id, (start, _) in doc_rows.items():
-        span = by_id[doc_id].header_span
-        if span is not None and passages[start - first_row].char_start == span[0]:
+        if is_title_block(passages[start - first_row], by_id[doc_id]):
             header_rows[doc_id] = start
     return Segment(_segment_name(), first_row, tuple(d for d in docs if d.doc_id in doc_rows), doc_rows,
                    header_rows, list(passages), bm25)
@@ -333,6 +332,11 @@ class IndexData:
         return [self.index_text(row) for row in sorted(self.live_rows())]
 
 
+def is_title_block(passage: Passage, doc: Document | None) -> bool:
+    """Whether `passage` is the one that starts at its document's title block (title, speaker, date lines)."""
+    return doc is not None and doc.header_span is not None and passage.char_start == doc.header_span[0]
+
+
 def passage_index_text(passage: Passage, doc: Document | None = None) -> str:
     """The normalized text that BM25 and the embedder see for a passage.
 
@@ -340,7 +344,7 @@ def passage_index_text(passage: Passage, doc: Document | None = None) -> str:
     (`这条新闻是什么时候发布的` finds `信息时间:2020-04-30`), so who/when questions reach it.
     """
     text = normalize(passage.text)
-    if doc is None or doc.header_span is None or passage.char_start != doc.header_span[0]:
+    if not is_title_block(passage, doc):
         return text
     meta = doc.meta
     labels = [f"标题 {doc.title}"]
@@ -353,7 +357,8 @@ def passage_index_text(passage: Passage, doc: Document | None = None) -> str:
     return normalize(" ".join([text, *labels]))
 
 
-def _cut(docs: Sequence[Document], config: IndexConfig) -> tuple[list[Passage], list[str]]:
+def cut_index_passages(docs: Sequence[Document], config: IndexConfig) -> tuple[list[Passage], list[str]]:
+    """The passages of `docs` and, row for row, the text BM25 and the embedder see for each."""
     passages = [p for d in docs for p in cut_passages(d, config.chunking)]
     by_id = {d.doc_id: d for d in docs}
     return passages, [passage_index_text(p, by_id[p.doc_id]) for p in passages]
@@ -382,7 +387,7 @@ def build_index(
     """
     config = config or IndexConfig()
     docs = list({d.doc_id: d for d in documents}.values())
-    passages, texts = _cut(docs, config)
+    passages, texts = cut_index_passages(docs, config)
     if not passages:
         raise ValueError("the documents yield no passages to index")
     vectors = encode_documents_cached(embedder, texts, cache, batch_size=batch_size, progress=progress)
@@ -413,7 +418,7 @@ def add_documents(
     if known:
         raise ValueError(f"documents already indexed: {', '.join(known[:5])}")
     docs = list({d.doc_id: d for d in documents}.values())
-    passages, texts = _cut(docs, data.config)
+    passages, texts = cut_index_passages(docs, data.config)
     if not passages:
         raise ValueError("the documents yield no passages to index")
     vectors = encode_documents_cached(embedder, texts, cache, batch_size=batch_size, progress=progress)
