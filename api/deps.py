@@ -12,7 +12,8 @@ from pydantic import SecretStr
 from api.errors import HTTPError
 from qa.config import Settings
 from qa.errors import IndexNotFoundError, QAError, ReadOnlyError
-from qa.service import QAService, service_from_settings
+from qa.factory import service_from_settings
+from qa.service import QAService
 
 
 def build_service(settings: Settings) -> QAService:

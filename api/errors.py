@@ -24,13 +24,13 @@ from qa.errors import (
     IndexCorruptError,
     IndexMismatchError,
     IndexNotFoundError,
+    IndexWriteError,
     IngestError,
     InvalidQueryError,
     NoDocumentsError,
     QAError,
     ReadOnlyError,
 )
-from qa.store import IndexWriteError
 
 logger = logging.getLogger(__name__)
 

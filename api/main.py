@@ -27,9 +27,15 @@ from api.observability import router as metrics_router
 from api.routes import documents, health, openai, search
 from api.schemas import DocumentCreate
 from qa.config import Settings, get_settings
-from qa.errors import BackendError, IndexCorruptError, IndexMismatchError, IngestError, NoDocumentsError
+from qa.errors import (
+    BackendError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexWriteError,
+    IngestError,
+    NoDocumentsError,
+)
 from qa.service import QAService
-from qa.store import IndexWriteError
 
 logger = logging.getLogger(__name__)
 

@@ -20,11 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from embeddings import create_embedder  # noqa: E402
-from qa.config import SAMPLE_CORPUS  # noqa: E402
-from qa.evaluate import evaluate, load_questions  # noqa: E402
-from qa.metrics import first_hit_rank, hit_at_k, mrr_at_k  # noqa: E402
-from qa.service import QAService  # noqa: E402
+from embeddings import create_embedder
+from qa.config import SAMPLE_CORPUS
+from qa.evaluate.metrics import first_hit_rank, hit_at_k, mrr_at_k
+from qa.evaluate.questions import load_questions
+from qa.evaluate.run import evaluate
+from qa.service import QAService
 
 DEV_QUESTIONS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 
@@ -39,8 +40,9 @@ def main() -> None:
     if not args.questions.is_file():
         raise SystemExit(f"bench_backends: no question file at {args.questions}; pass --questions FILE")
     try:
-        from qa.milvus_backend import ANALYZERS, MilvusQAService
-        from qa.milvus_store import MilvusStore
+        from qa.index.milvus_index import ANALYZERS
+        from qa.index.milvus_store import MilvusStore
+        from qa.milvus_service import MilvusQAService
         from tests.milvus_fixture import ensure_milvus_server
     except ImportError as e:
         raise SystemExit(f"bench_backends: {e}; run `.venv/bin/pip install -e '.[milvus]'` first") from None

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from embeddings import create_embedder
 from qa.config import SAMPLE_CORPUS
-from qa.evaluate import load_questions
-from qa.metrics import percentile
+from qa.evaluate.metrics import percentile
+from qa.evaluate.questions import load_questions
 from qa.service import QAService
 
 

@@ -36,14 +36,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_http import percentile, run  # noqa: E402
-from make_corpus import DEFAULT_DIR, generate_document, load_sentences, write_txt  # noqa: E402
+from bench_http import percentile, run
+from make_corpus import DEFAULT_DIR, generate_document, load_sentences, write_txt
 
-from embeddings import create_embedder  # noqa: E402
-from embeddings.hashing import HashingEmbedder  # noqa: E402
-from qa.formats import document_from_bytes  # noqa: E402
-from qa.service import QAService  # noqa: E402
-from qa.store import IndexConfig  # noqa: E402
+from embeddings import create_embedder
+from embeddings.hashing import HashingEmbedder
+from qa.index.segments import IndexConfig
+from qa.ingest.reader import document_from_bytes
+from qa.service import QAService
 
 DEV_QUESTIONS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 FALLBACK_QUESTIONS = ["古塔区固定资产投资完成多少", "城乡融合要推动哪几个一体化", "商业门店复业经营由哪个部门牵头",

@@ -16,7 +16,7 @@ txtai variants:
     the dense side, which is our own fusion weighting (0.7 BM25, 0.3 dense).
 Latency is measured twice: end to end (the query is embedded, ~7 ms of it) and with the query vector taken from
 a cache (what the search machinery itself costs). Hit rule: a passage hits when it contains an evidence string
-after NFKC + whitespace removal (qa.metrics.first_hit_rank); hit@5 and MRR@10 over answerable questions.
+after NFKC + whitespace removal (qa.evaluate.metrics.first_hit_rank); hit@5 and MRR@10 over answerable questions.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ import numpy as np
 
 from embeddings import create_embedder
 from qa.config import SAMPLE_CORPUS
-from qa.evaluate import load_questions
-from qa.metrics import first_hit_rank, hit_at_k, mrr_at_k, percentile
+from qa.evaluate.metrics import first_hit_rank, hit_at_k, mrr_at_k, percentile
+from qa.evaluate.questions import load_questions
 from qa.service import QAService
 
 QUERY_MARK, DATA_MARK = "\u0001Q\u0001", "\u0001D\u0001"

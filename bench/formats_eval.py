@@ -1,6 +1,6 @@
 """Retrieval on the sample corpus read from .txt, from .docx and from .pdf: does the format cost accuracy?
 
-Converts the five sample documents (data/corpus/*.txt) to Word (python-docx: paragraphs as a person types them, the
+Converts the five sample documents (qa/resources/corpus/*.txt) to Word (python-docx: paragraphs as a person types them, the
 Markdown headings of the text as Heading styles, a running header) and to PDF (reportlab, built-in STSong-Light font,
 wrapped lines, first-line indents, a running header and page numbers on every page) in a temporary folder, indexes each
 folder with the real bundled model and runs the dev-set evaluation (hybrid mode) on each.
@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from qa.chunking import paragraphs
-from qa.ingest import document_from_text
-from qa.sections import LEAD_RANK, match_heading
+from qa.ingest.chunking import paragraphs
+from qa.ingest.document import document_from_text
+from qa.ingest.sections import LEAD_RANK, match_heading
 
 RUNNING_HEADER = "内部资料 注意保存"
 
@@ -202,7 +202,8 @@ def convert_corpus(corpus: Path, out: Path, kinds: tuple[str, ...] = ("txt", "do
 def main() -> None:
     from embeddings import create_embedder
     from qa.config import SAMPLE_CORPUS
-    from qa.evaluate import evaluate, load_questions
+    from qa.evaluate.questions import load_questions
+    from qa.evaluate.run import evaluate
     from qa.service import QAService
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -1,4 +1,4 @@
-"""A large synthetic Chinese corpus for benchmarks, recombined from the sample corpus (data/corpus/*.txt).
+"""A large synthetic Chinese corpus for benchmarks, recombined from the sample corpus (qa/resources/corpus/*.txt).
 
 Usage:
     python bench/make_corpus.py --size 100000 [--seed 0] [--out FILE.jsonl | --txt-dir DIR]
@@ -27,7 +27,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-SAMPLE_CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
+SAMPLE_CORPUS = Path(__file__).resolve().parents[1] / "qa" / "resources" / "corpus"
 DEFAULT_DIR = Path.home() / ".cache" / "zhqa-bench"
 
 # Names that occur in the sample corpus, replaced per generated document.

@@ -48,9 +48,9 @@ def _warn(message: str) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from qa.chunking import ChunkingConfig, cut_passages
-    from qa.ingest import load_documents
-    from qa.sections import format_outline
+    from qa.ingest.chunking import ChunkingConfig, cut_passages
+    from qa.ingest.reader import load_documents
+    from qa.ingest.sections import format_outline
 
     settings = _settings(args)
     report = load_documents(_paths(args, settings))
@@ -79,7 +79,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from qa.service import service_from_settings
+    from qa.factory import service_from_settings
 
     settings = _settings(args)
     service = service_from_settings(settings)
@@ -125,7 +125,7 @@ def hit_to_dict(rank: int, hit) -> dict:
 
 
 def _highlight(text: str, span, color: bool) -> str:
-    flat = lambda s: " ".join(s.split())  # noqa: E731 - passages keep their line breaks; a terminal line reads better
+    flat = lambda s: " ".join(s.split())
     if span is None:
         return flat(text)
     before, middle, after = text[: span.start], text[span.start: span.end], text[span.end:]
@@ -134,7 +134,7 @@ def _highlight(text: str, span, color: bool) -> str:
 
 
 def _open_service(settings):
-    from qa.service import service_from_settings
+    from qa.factory import service_from_settings
 
     service = service_from_settings(settings)
     service.open(list(settings.corpus))
@@ -167,9 +167,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from qa.evaluate import evaluate, load_beir, load_questions, write_report
-    from qa.ingest import document_from_text
-    from qa.service import service_from_settings
+    from qa.evaluate.questions import load_beir, load_questions
+    from qa.evaluate.report import write_report
+    from qa.evaluate.run import evaluate
+    from qa.factory import service_from_settings
+    from qa.ingest.document import document_from_text
 
     settings = _settings(args)
     source = Path(args.questions)

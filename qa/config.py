@@ -10,8 +10,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE_CORPUS = PROJECT_ROOT / "data" / "corpus"
+# The bundled sample corpus ships inside the package, so a wheel install serves it too.
+SAMPLE_CORPUS = Path(__file__).resolve().parent / "resources" / "corpus"
 
 SearchMode = Literal["hybrid", "dense", "bm25"]
 SEARCH_MODES: tuple[str, ...] = ("hybrid", "dense", "bm25")
@@ -88,7 +88,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _check_ranges(self) -> "Settings":
+    def _check_ranges(self) -> Settings:
         if self.min_chars > self.max_chars:
             raise ValueError(f"min_chars ({self.min_chars}) must not exceed max_chars ({self.max_chars})")
         if self.default_top_k > self.max_top_k:

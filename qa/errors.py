@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno as errno_codes
+import os
+from pathlib import Path
+
 
 class QAError(Exception):
     """Base class of every error the QA core raises on purpose."""
@@ -49,3 +53,50 @@ class ReadOnlyError(QAError):
 
 class BackendError(QAError):
     """The search backend (a Milvus server) cannot be reached or refused an operation; the message names it."""
+
+
+# errno values that mean "no room": the disk, the quota or the file size limit is full.
+NO_SPACE_ERRNOS = frozenset({errno_codes.ENOSPC, errno_codes.EDQUOT, errno_codes.EFBIG})
+
+
+# How libraries that report write failures as text say it.
+_ERRNO_WORDS = ((errno_codes.ENOSPC, ("no space left", "disk is full", "disk full")),
+                (errno_codes.EFBIG, ("file too large",)),
+                (errno_codes.EDQUOT, ("quota exceeded",)),
+                (errno_codes.EROFS, ("read-only file system", "readonly database")))
+
+
+class IndexWriteError(QAError):
+    """A new index version could not be written (disk full, read-only or missing folder, permissions).
+
+    Nothing was published: the previous version stays live on disk and in memory. `errno` is the OS error number
+    when there was one; `no_space` tells a full disk (or quota, or file size limit) from other failures.
+    """
+
+    def __init__(self, message: str, errno: int | None = None):
+        super().__init__(message)
+        self.errno = errno
+
+    @property
+    def no_space(self) -> bool:
+        return self.errno in NO_SPACE_ERRNOS
+
+    @classmethod
+    def from_error(cls, index_dir: Path, error: BaseException) -> IndexWriteError:
+        if isinstance(error, IndexWriteError):
+            return error
+        number = getattr(error, "errno", None)
+        if isinstance(error, OSError):
+            reason = error.strerror or str(error) or type(error).__name__
+        else:
+            # sqlite3.Error from the embedding cache ("database or disk is full"), or a RuntimeError from a
+            # library that writes its own files (faiss: "write error in …: 99918 != 104448 (File too large)").
+            reason = str(error) or type(error).__name__
+            for code, words in _ERRNO_WORDS:
+                if any(w in reason.lower() for w in words):
+                    number = code
+                    reason = os.strerror(code)
+                    break
+        if number in NO_SPACE_ERRNOS:
+            reason = f"no space left ({reason})"
+        return cls(f"cannot write the index in {index_dir}: {reason}; the live index is unchanged", number)

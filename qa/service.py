@@ -15,25 +15,13 @@ from functools import cached_property
 from pathlib import Path
 
 from embeddings import Embedder, EmbeddingCache
-from qa.answer import SIMILARITY_FLOORS, Evidence, TermWeights, build_answer
-from qa.chunking import ChunkingConfig
-from qa.config import Settings
-from qa.errors import DocumentNotFoundError, IndexNotFoundError, NoDocumentsError
-from qa.ingest import IngestReport, load_documents
-from qa.retriever import HybridRetriever, RetrievalConfig, SearchIndex
-from qa.store import (
-    IndexConfig,
-    IndexData,
-    IndexWriteError,
-    add_documents,
-    build_index,
-    dead_fraction,
-    load_index,
-    open_cache,
-    passage_index_text,
-    remove_documents,
-    save_index,
-)
+from qa.errors import DocumentNotFoundError, IndexNotFoundError, IndexWriteError, NoDocumentsError
+from qa.index.build import add_documents, build_index, dead_fraction, remove_documents
+from qa.index.segments import IndexConfig, IndexData, passage_index_text
+from qa.index.versions import load_index, open_cache, save_index
+from qa.ingest.reader import IngestReport, load_documents
+from qa.search.answer import SIMILARITY_FLOORS, Evidence, TermWeights, build_answer
+from qa.search.retriever import HybridRetriever, RetrievalConfig, SearchIndex
 from qa.types import Answer, Document, Hit, Passage
 
 
@@ -51,6 +39,8 @@ class IndexReport:
 
 # Tokenizers whose bigrams are exactly the `char2` terms of TermWeights, so the BM25 postings give their counts.
 _CHAR_TOKENIZERS = frozenset({"char", "char2", "char123"})
+
+
 # Past this share of deleted rows a change rebuilds the index from cached embeddings instead of adding a segment.
 COMPACT_DEAD_FRACTION = 0.5
 
@@ -277,36 +267,3 @@ class QAService:
                 raise NoDocumentsError("cannot delete the last document: an index needs at least one")
             self._publish(self._apply(current, [], [doc_id]))
             return current.documents[doc_id]
-
-
-def service_from_settings(settings: Settings) -> QAService:
-    """Wire a service from settings: the edges (CLI, web app) call this, core classes never read settings."""
-    from embeddings import create_embedder
-
-    if settings.embedder == "sentence-transformers":
-        embedder = create_embedder("sentence-transformers", model_name_or_path=settings.model)
-    else:
-        embedder = create_embedder(settings.embedder)
-    retrieval = RetrievalConfig(
-        fusion=settings.fusion,
-        bm25_weight=settings.bm25_weight,
-        dense_weight=settings.dense_weight,
-        candidates=settings.candidates,
-        max_top_k=settings.max_top_k,
-        max_query_chars=settings.max_query_chars,
-        ef_search=settings.vector_ef_search,
-        nprobe=settings.vector_nprobe,
-    )
-    index_config = IndexConfig(ChunkingConfig(settings.max_chars, settings.min_chars),
-                               vector_index=settings.vector_index, auto_threshold=settings.vector_auto_threshold)
-    if settings.backend == "milvus":
-        from qa.milvus_backend import ANALYZERS, MilvusQAService
-        from qa.milvus_store import MilvusStore
-
-        token = settings.milvus_token.get_secret_value() if settings.milvus_token else ""
-        store = MilvusStore(settings.milvus_uri, embedder.dim, collection=settings.milvus_collection, token=token,
-                            db_name=settings.milvus_db, dense_index=settings.milvus_index,
-                            analyzer=ANALYZERS[settings.milvus_analyzer])
-        return MilvusQAService(store, settings.index_dir, embedder, retrieval, index_config, settings.embed_batch_size,
-                               analyzer=settings.milvus_analyzer)
-    return QAService(settings.index_dir, embedder, retrieval, index_config, settings.embed_batch_size)

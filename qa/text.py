@@ -15,11 +15,11 @@ import re
 import unicodedata
 
 __all__ = [
-    "SENTENCE_END",
     "CLOSERS",
+    "SENTENCE_END",
+    "evidence_norm",
     "is_cjk",
     "normalize",
-    "evidence_norm",
     "split_sentences",
 ]
 

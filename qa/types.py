@@ -91,7 +91,7 @@ class Passage:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Passage":
+    def from_dict(cls, data: dict[str, Any]) -> Passage:
         return cls(**{**data, "section_path": tuple(data["section_path"])})
 
 

@@ -31,7 +31,7 @@ from api.schemas import (
     ErrorOut,
 )
 from qa.config import Settings
-from qa.formats import document_from_bytes
+from qa.ingest.reader import document_from_bytes
 from qa.service import QAService
 
 logger = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 The reply is extractive (no LLM): the answer sentence + " [1]", then the numbered sources. The machine-readable
 sources ride along as `citations` (same fields as the search hits) on the message and the response, and on the final
 stream chunk. A follow-up question ("那社会消费品零售总额呢？") is rewritten from the earlier user turns and searched
-inside the document that answered the previous question (see `qa.conversation`).
+inside the document that answered the previous question (see `qa.search.conversation`).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from api.schemas import (
     Usage,
 )
 from qa.config import Settings
-from qa.conversation import plan_followup, previous_document
 from qa.errors import InvalidQueryError
+from qa.search.conversation import plan_followup, previous_document
 from qa.service import QAService
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[ApiKeyDep])

@@ -13,7 +13,7 @@ import pytest
 
 from api.deps import build_service
 from api.main import create_app
-from qa.ingest import document_from_text
+from qa.ingest.document import document_from_text
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -1,6 +1,6 @@
-"""Multi-turn follow-ups without an LLM: `qa.conversation` rewriting and the chat endpoint that uses it.
+"""Multi-turn follow-ups without an LLM: `qa.search.conversation` rewriting and the chat endpoint that uses it.
 
-tests/api/multiturn.jsonl holds 8 conversations over data/corpus; `evidence` is copied from the document (`doc`)
+tests/api/multiturn.jsonl holds 8 conversations over qa/resources/corpus; `evidence` is copied from the document (`doc`)
 that answers the last turn and must be in the first cited passage (its text or its section headings).
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.conversation import FollowUp, contextualize, is_elliptical, plan_followup, previous_document
+from qa.search.conversation import FollowUp, contextualize, is_elliptical, plan_followup, previous_document
 
 CASES = [json.loads(line) for line in (Path(__file__).parent / "multiturn.jsonl").read_text("utf-8").splitlines()
          if line.strip()]

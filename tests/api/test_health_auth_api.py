@@ -6,9 +6,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from tests.api.conftest import make_settings
 from embeddings import create_embedder
 from qa.service import QAService
+from tests.support import make_settings
 
 
 def test_health_reports_the_index(client, service):

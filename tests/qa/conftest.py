@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 from embeddings.hashing import HashingEmbedder
-from qa.ingest import load_documents
-from qa.retriever import HybridRetriever
-from qa.store import IndexData, build_index
+from qa.config import SAMPLE_CORPUS
+from qa.index.build import build_index
+from qa.index.segments import IndexData
+from qa.ingest.reader import load_documents
+from qa.search.retriever import HybridRetriever
 from qa.types import Document, Passage
 
 TESTS_DIR = Path(__file__).resolve().parent.parent
-PROJECT_ROOT = TESTS_DIR.parent
 
 
 # --- files ------------------------------------------------------------------------------------------------------
@@ -39,7 +40,7 @@ def tiny_eval_path() -> Path:
 
 @pytest.fixture(scope="session")
 def sample_corpus_dir() -> Path:
-    return PROJECT_ROOT / "data" / "corpus"
+    return SAMPLE_CORPUS
 
 
 @pytest.fixture(scope="session")

@@ -27,8 +27,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-
-from .conftest import ROOT, make_settings
+from tests.support import ROOT, make_settings
 
 DOC_PATH = ROOT / "docs" / "bad_inputs.md"
 API_KEY = "catalogue-key"

@@ -36,12 +36,11 @@ from fastapi.testclient import TestClient
 from api.deps import build_service
 from api.main import create_app
 from embeddings import create_embedder
-from qa import store
 from qa.cli import main as qa_main
 from qa.errors import IndexCorruptError
-from qa.store import load_index
-
-from .conftest import CORPUS, QA_BIN, make_settings, start_serve, subprocess_env
+from qa.index import versions
+from qa.index.versions import load_index
+from tests.support import CORPUS, QA_BIN, make_settings, start_serve, subprocess_env
 
 SEED = int(os.environ.get("ZHQA_FAULT_SEED", "20261122"))
 COPIES = 20  # 5 sample documents x 20 = 100 documents, about 3000 passages: indexing takes a moment
@@ -254,7 +253,7 @@ def test_write_errors_in_process(make_client, index_copy, monkeypatch, code, sta
     """OSError injected into the store's writes: at the final rename, or while a data file is being written."""
     with make_client() as client:
         before = client.get("/v1/documents").json()["total"]
-        real_replace, real_write = store.os.replace, store._write_jsonl
+        real_replace, real_write = versions.os.replace, versions._write_jsonl
 
         def failing_replace(src, dst):
             raise OSError(code, os.strerror(code), str(dst))
@@ -265,17 +264,17 @@ def test_write_errors_in_process(make_client, index_copy, monkeypatch, code, sta
             real_write(path, rows)
 
         if where == "replace":
-            monkeypatch.setattr(store.os, "replace", failing_replace)
+            monkeypatch.setattr(versions.os, "replace", failing_replace)
         else:
-            monkeypatch.setattr(store, "_write_jsonl", failing_write)
+            monkeypatch.setattr(versions, "_write_jsonl", failing_write)
         refused = client.post("/v1/documents", json={"text": "写入失败测试文档。" * 10})
         assert refused.status_code == status, refused.text
         assert refused.json()["type"] == kind and phrase in refused.json()["detail"]
         assert client.get("/v1/documents").json()["total"] == before
         assert client.post("/v1/search", json={"query": "古塔区"}).status_code == 200
         assert not [p for p in index_copy.iterdir() if p.name.startswith((".tmp-", ".CURRENT."))]
-        monkeypatch.setattr(store.os, "replace", real_replace)
-        monkeypatch.setattr(store, "_write_jsonl", real_write)
+        monkeypatch.setattr(versions.os, "replace", real_replace)
+        monkeypatch.setattr(versions, "_write_jsonl", real_write)
         assert client.post("/v1/documents", json={"text": "写入失败测试文档。" * 10}).status_code == 201
 
 

@@ -33,8 +33,7 @@ from hypothesis import settings as hypothesis_settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.main import create_app
-
-from .conftest import make_settings
+from tests.support import make_settings
 
 # CI: 25 fuzzed cases per operation, the same ones every run. For a deeper, fresh search locally:
 # ZHQA_FUZZ_EXAMPLES=300 ZHQA_FUZZ_RANDOM=1 .venv/bin/python -m pytest tests/reliability/test_fuzz_schemathesis.py

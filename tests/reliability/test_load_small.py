@@ -9,8 +9,7 @@ import importlib.util
 import sys
 
 from api.main import create_app
-
-from .conftest import ROOT, live_server, make_settings
+from tests.support import ROOT, live_server, make_settings
 
 
 def _load_test_module():

@@ -12,8 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.main import create_app
 from api.observability import JsonFormatter, RequestIdFilter, configure_logging
-
-from .conftest import start_serve
+from tests.support import start_serve
 
 QUESTION = "古塔区固定资产投资完成多少"
 

@@ -16,8 +16,7 @@ from fastapi.testclient import TestClient
 from api import deps
 from api.main import create_app
 from qa.config import Settings
-
-from .conftest import live_server, make_settings
+from tests.support import live_server, make_settings
 
 API_KEY = "s3cret-键-0123456789"
 AUTH = {"Authorization": ("Bearer " + API_KEY).encode("utf-8")}  # header bytes: the key's UTF-8

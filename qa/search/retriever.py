@@ -1,0 +1,172 @@
+"""Hybrid retrieval: jieba/character BM25 and dense vectors, fused by a normalized weighted sum (or RRF)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from embeddings import Embedder
+from qa.errors import DocumentNotFoundError, InvalidQueryError
+from qa.search.fusion import rrf, weighted_sum
+from qa.text import normalize
+from qa.types import Document, Hit, Passage
+
+SEARCH_MODES = ("hybrid", "dense", "bm25")
+# Questions a title block (title, speaker, date, place lines) can answer.
+_METADATA_QUESTION = re.compile(r"谁|哪位|什么时候|哪天|哪一天|何时|哪年|日期|时间|标题|题目|作者|讲话人|发言人|署名|发布|来源|地点|在哪")
+TITLE_BLOCK_FACTOR = 0.5
+_SEARCHABLE = re.compile(r"[^\W_]")
+FUSION_METHODS = ("weighted", "rrf")
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalConfig:
+    """How results are found and fused.
+
+    Attributes:
+        fusion: "weighted" (min-max normalized weighted sum; measured best here) or "rrf".
+        bm25_weight / dense_weight: weights of each signal in [0, 1].
+        candidates: how many results each signal contributes before fusion.
+        max_top_k / max_query_chars: the largest request accepted.
+        ef_search / nprobe: search breadth of an HNSW / IVF vector index (ignored by the exact one).
+    """
+
+    fusion: str = "weighted"
+    bm25_weight: float = 0.7
+    dense_weight: float = 0.3
+    candidates: int = 50
+    max_top_k: int = 100
+    max_query_chars: int = 2000
+    ef_search: int = 128
+    nprobe: int = 32
+
+    def __post_init__(self) -> None:
+        if self.fusion not in FUSION_METHODS:
+            raise ValueError(f"fusion must be one of {', '.join(FUSION_METHODS)}, got {self.fusion!r}")
+        for name in ("bm25_weight", "dense_weight"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if self.candidates < 1:
+            raise ValueError(f"candidates must be >= 1, got {self.candidates}")
+
+
+def validate_request(query: str, top_k: int, mode: str, config: RetrievalConfig) -> str:
+    """Check a search request; returns the stripped query.
+
+    Raises:
+        InvalidQueryError: the message names the bad value and the allowed range.
+    """
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidQueryError("query is empty; ask a question in a few words")
+    query = query.strip()
+    if len(query) > config.max_query_chars:
+        raise InvalidQueryError(f"query is {len(query)} characters long; the limit is {config.max_query_chars}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= config.max_top_k:
+        raise InvalidQueryError(f"top_k must be an integer in [1, {config.max_top_k}], got {top_k!r}")
+    if mode not in SEARCH_MODES:
+        raise InvalidQueryError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
+    if not _SEARCHABLE.search(normalize(query)):
+        raise InvalidQueryError("query has no searchable characters (letters, digits or Chinese characters)")
+    return query
+
+
+class SearchIndex(Protocol):
+    """What the retriever needs from a backend (`qa.index.segments.IndexData` for FAISS, `qa.index.milvus_index.MilvusIndex`).
+
+    Rows are integer passage ids: `passages[row]`, and the keys of what the two searches return.
+    """
+
+    documents: Mapping[str, Document]
+    doc_rows: Mapping[str, Sequence[int]]
+    header_rows: frozenset[int]
+    passages: Sequence[Passage]
+
+    @property
+    def passage_count(self) -> int: ...
+
+    def keyword_search(self, query: str, n: int, doc_ids: list[str] | None = None) -> dict[int, float]: ...
+
+    def dense_search(self, vector: np.ndarray, n: int, doc_ids: list[str] | None = None) -> dict[int, float]: ...
+
+    def tune(self, ef_search: int, nprobe: int) -> None: ...
+
+
+class HybridRetriever:
+    """Ranks passages of one loaded index for a question."""
+
+    def __init__(self, data: SearchIndex, embedder: Embedder, config: RetrievalConfig | None = None):
+        self.data = data
+        self.embedder = embedder
+        self.config = config or RetrievalConfig()
+        data.tune(ef_search=self.config.ef_search, nprobe=self.config.nprobe)
+
+    def _check_ids(self, doc_ids: list[str] | None) -> list[str] | None:
+        if not doc_ids:
+            return None
+        for doc_id in doc_ids:
+            if doc_id not in self.data.doc_rows:
+                raise DocumentNotFoundError(f"unknown document id {doc_id!r}")
+        return list(doc_ids)
+
+    def _keyword(self, query: str, doc_ids: list[str] | None, n: int) -> dict[int, float]:
+        return self.data.keyword_search(normalize(query), n, doc_ids)
+
+    def _dense(self, query: str, doc_ids: list[str] | None, n: int) -> dict[int, float]:
+        vector = self.embedder.encode_queries([normalize(query)])[0]
+        return self.data.dense_search(vector, n, doc_ids)
+
+    def _demote_title_blocks(self, query: str, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """Push title-block passages down unless the question asks for metadata (who, when, which document).
+
+        A title block shares the document's title words with every question that names the document
+        (`县委扩大会议讲话要求落实的“两个责任”是什么`), yet it only answers who spoke, when and where.
+        """
+        if _METADATA_QUESTION.search(query):
+            return ranked
+        header_rows = self.data.header_rows
+        if not any(row in header_rows for row, _ in ranked[:10]):
+            return ranked
+        adjusted = [(row, score * TITLE_BLOCK_FACTOR if row in header_rows else score) for row, score in ranked]
+        return sorted(adjusted, key=lambda rs: (-rs[1], rs[0]))
+
+    def search(self, query: str, top_k: int = 5, mode: str = "hybrid", doc_ids: list[str] | None = None) -> list[Hit]:
+        """Rank passages for `query`, best first.
+
+        Args:
+            query: the question (1 to `max_query_chars` characters).
+            top_k: how many hits, in [1, `max_top_k`].
+            mode: "hybrid", "dense" or "bm25".
+            doc_ids: search only these documents.
+
+        Returns:
+            Up to `top_k` hits with the fused score and its normalized parts.
+
+        Raises:
+            InvalidQueryError: a parameter out of range.
+            DocumentNotFoundError: an unknown id in `doc_ids`.
+        """
+        query = validate_request(query, top_k, mode, self.config)
+        doc_ids = self._check_ids(doc_ids)
+        n = max(self.config.candidates, top_k)
+        keyword = self._keyword(query, doc_ids, n) if mode in ("hybrid", "bm25") else {}
+        dense = self._dense(query, doc_ids, n) if mode in ("hybrid", "dense") else {}
+        if mode == "bm25":
+            ranked = sorted(keyword.items(), key=lambda kv: (-kv[1], kv[0]))
+        elif mode == "dense":
+            ranked = sorted(dense.items(), key=lambda kv: (-kv[1], kv[0]))
+        elif self.config.fusion == "rrf":
+            ranked = rrf([list(keyword), list(dense)], weights=[self.config.bm25_weight, self.config.dense_weight])
+        else:
+            ranked = weighted_sum([keyword, dense], [self.config.bm25_weight, self.config.dense_weight])
+        ranked = self._demote_title_blocks(query, ranked)
+        return [
+            Hit(passage=self.data.passages[row], score=float(score),
+                dense_score=dense.get(row) if mode != "bm25" else None,
+                keyword_score=keyword.get(row) if mode != "dense" else None)
+            for row, score in ranked[:top_k]
+        ]

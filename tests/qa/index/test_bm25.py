@@ -1,0 +1,175 @@
+"""Tests for qa.index.bm25.BM25Index on a tiny Chinese corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.index.bm25 import DEFAULT_TOKENIZER, BM25Index, BM25Params
+from qa.index.tokenize import TOKENIZER_NAMES
+
+CORPUS = [
+    "古塔区召开疫情防控和经济社会发展调度会议，宋晓东同志讲话。",
+    "深入推进“放管服”改革，严格规范行政执法，切实简化办事程序。",
+    "加快处理秸秆离田，指导农民购买晚熟品种或改种经济作物。",
+    "完善“投贷保补”融资机制，促进金融活水流向民营和小微企业。",
+    "加快发展夜间经济，规范发展地摊经济，培育新兴消费增长点。",
+    "，。！",  # a passage without any token is a valid row that never matches
+]
+
+
+@pytest.fixture(scope="module")
+def index() -> BM25Index:
+    return BM25Index.build(CORPUS, DEFAULT_TOKENIZER)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected_row"),
+    [
+        ("放管服改革要怎么推进", 1),
+        ("秸秆离田怎么处理", 2),
+        ("什么融资机制让金融活水流向小微企业", 3),
+        ("夜间经济和地摊经济", 4),
+        ("宋晓东在古塔区讲话", 0),
+    ],
+)
+def test_right_document_first(index: BM25Index, query: str, expected_row: int) -> None:
+    results = index.search(query, k=3)
+    assert results[0][0] == expected_row
+    scores = [s for _, s in results]
+    assert scores == sorted(scores, reverse=True) and all(s > 0 for s in scores)
+
+
+@pytest.mark.parametrize("name", TOKENIZER_NAMES)
+def test_every_tokenizer_builds_and_finds(name: str) -> None:
+    idx = BM25Index.build(CORPUS, name)
+    assert idx.search("投贷保补融资机制", k=1)[0][0] == 3
+
+
+def test_k_larger_than_corpus_and_zero_scores_skipped(index: BM25Index) -> None:
+    results = index.search("经济", k=100)
+    assert 0 < len(results) < len(CORPUS)
+    assert {row for row, _ in results} <= set(range(len(CORPUS)))
+    assert 5 not in {row for row, _ in results}
+
+
+def test_unknown_tokens_are_ignored(index: BM25Index) -> None:
+    assert index.search("光谱量子", k=5) == []
+    assert index.search("zzzz qqqq", k=5) == []
+    mixed = index.search("光谱量子 放管服", k=5)
+    assert mixed[0][0] == 1
+
+
+@pytest.mark.parametrize("query", ["", "   ", "？！。", "是什么", "的了吗"])
+def test_empty_query_tokens_give_no_results(index: BM25Index, query: str) -> None:
+    assert index.search(query, k=5) == []
+    assert not index.scores(query).any()
+
+
+def test_scores_cover_all_documents(index: BM25Index) -> None:
+    scores = index.scores("放管服改革")
+    assert isinstance(scores, np.ndarray) and scores.shape == (len(CORPUS),)
+    assert int(np.argmax(scores)) == 1
+    top = index.search("放管服改革", k=len(CORPUS))
+    assert [row for row, _ in top] == [int(i) for i in np.argsort(-scores, kind="stable") if scores[i] > 0]
+
+
+def test_search_batch_equals_search(index: BM25Index) -> None:
+    queries = ["放管服", "秸秆", ""]
+    assert index.search_batch(queries, k=2) == [index.search(q, k=2) for q in queries]
+
+
+def test_ties_broken_by_row() -> None:
+    idx = BM25Index.build(["苹果香蕉", "苹果香蕉", "橘子"], "char")
+    assert [row for row, _ in idx.search("苹果", k=2)] == [0, 1]
+    assert [row for row, _ in idx.search("苹果", k=1)] == [0]
+
+
+def test_save_load_roundtrip(index: BM25Index, tmp_path: Path) -> None:
+    index.save(tmp_path / "bm25")
+    loaded = BM25Index.load(tmp_path / "bm25")
+    assert loaded.params == index.params and len(loaded) == len(CORPUS)
+    for query in ["放管服改革", "秸秆离田", "夜间经济", "光谱", ""]:
+        assert loaded.search(query, k=10) == index.search(query, k=10)
+        np.testing.assert_array_equal(loaded.scores(query), index.scores(query))
+    meta = json.loads((tmp_path / "bm25" / "qa_bm25.json").read_text(encoding="utf-8"))
+    assert meta["tokenizer_name"] == DEFAULT_TOKENIZER and meta["n_docs"] == len(CORPUS)
+
+
+def test_load_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="qa_bm25.json"):
+        BM25Index.load(tmp_path / "nothing")
+
+
+def test_build_validation() -> None:
+    with pytest.raises(ValueError, match="texts is empty"):
+        BM25Index.build([], "char")
+    with pytest.raises(ValueError, match="none of the 2 texts"):
+        BM25Index.build(["。", "！"], "char")
+    with pytest.raises(ValueError, match="unknown tokenizer 'bpe'"):
+        BM25Index.build(CORPUS, "bpe")
+    with pytest.raises(ValueError, match=r"b=1\.5 is out of range"):
+        BM25Index.build(CORPUS, "char", b=1.5)
+    with pytest.raises(ValueError, match=r"k1=-1\.0 is out of range"):
+        BM25Index.build(CORPUS, "char", k1=-1)
+
+
+@pytest.mark.parametrize("k", [0, -3])
+def test_search_rejects_bad_k(index: BM25Index, k: int) -> None:
+    with pytest.raises(ValueError, match="k >= 1"):
+        index.search("放管服", k=k)
+
+
+def test_params_defaults() -> None:
+    assert BM25Params() == BM25Params(tokenizer_name=DEFAULT_TOKENIZER, k1=1.5, b=0.75, n_docs=0)
+
+
+# --- segments: adding and deleting rows without rebuilding ----------------------------------------------------
+
+
+QUERIES = ["放管服改革", "融资机制", "夜间经济地摊经济", "秸秆离田", "古塔区会议"]
+
+
+def test_appended_segment_scores_exactly_like_one_build() -> None:
+    """Statistics are computed at query time, so two segments score as one index over the same rows."""
+    split = BM25Index.build(CORPUS[:3]).with_segment(BM25Index.segment_for(CORPUS[3:]))
+    whole = BM25Index.build(CORPUS)
+    assert len(split.segments) == 2 and len(split) == len(CORPUS)
+    for query in QUERIES:
+        np.testing.assert_allclose(split.scores(query), whole.scores(query), rtol=1e-6)
+
+
+def test_deleted_rows_score_zero_and_the_rest_as_if_never_indexed() -> None:
+    deleted = BM25Index.build(CORPUS).without_rows([1, 3])
+    kept = [0, 2, 4, 5]
+    rebuilt = BM25Index.build([CORPUS[i] for i in kept])
+    assert deleted.live_count == 4 and len(deleted) == len(CORPUS)
+    for query in QUERIES:
+        scores = deleted.scores(query)
+        assert scores[1] == scores[3] == 0.0
+        np.testing.assert_allclose(scores[kept], rebuilt.scores(query), rtol=1e-6)
+    assert deleted.doc_freq("融资") == 0 and BM25Index.build(CORPUS).doc_freq("融资") == 1
+
+
+def test_merging_segments_changes_no_score(tmp_path: Path) -> None:
+    index = BM25Index.build(CORPUS[:2])
+    for text in CORPUS[2:]:
+        index = index.with_segment(BM25Index.segment_for([text]))
+    index = index.without_rows([2])
+    merged = index.merged(1, len(index.segments))
+    assert len(merged.segments) == 2
+    for query in QUERIES:
+        np.testing.assert_array_equal(merged.scores(query), index.scores(query))
+    merged.save(tmp_path / "bm25")
+    loaded = BM25Index.load(tmp_path / "bm25")
+    assert isinstance(loaded.segments[0].rows, np.memmap)  # postings stay on disk
+    for query in QUERIES:
+        np.testing.assert_array_equal(loaded.scores(query), index.scores(query))
+
+
+def test_deleted_rows_out_of_range_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"deleted rows must be in \[0, 6\)"):
+        BM25Index.build(CORPUS).without_rows([6])

@@ -1,0 +1,239 @@
+"""Extractive answers: question types, the answering sentence, and the 不知道 judge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qa.index.segments import passage_index_text
+from qa.search.answer import Evidence, TermWeights, best_sentence, build_answer, judge, question_type
+from qa.service import QAService
+from qa.types import Hit, Passage
+
+# Copied from qa/resources/corpus/000_41c0baea53232ea5.txt (paragraph under 一、提高政治站位…): several sentences, three with
+# figures; only one is about 固定资产投资.
+GUTA_PARAGRAPH = (
+    "挑战显著增多的复杂局面，全区上下深入贯彻习近平新时代中国特色社会主义思想，在党中央、省市州的坚强领导下，经过大家的"
+    "共同努力，各项工作平稳有序推进。总体来看，古塔区的经济社会发展运行在合理区间，各项经济指标截至6月末较一季度有了明显"
+    "好转，比如，规模以上增加值完成38.1亿元，增长21.6%，增速居全市第1位；社会消费品零售总额增速逐月回升，4-6月份降幅比"
+    "一季度收窄7.4个百分点；同时，固定资产投资完成10.4亿元，增速高于全市平均水平，居全市第2位。但是，在肯定成绩的同时，"
+    "我们也要清醒的认识到距离完成市委年初分配的指标任务还有很大的差距。我们的一般公共预算收入在全市位次还比较低，引进国内"
+    "实际到位资金还比较少，社会消费品零售总额绝对量虽然排名全市第2位，但增长率还比较缓慢。"
+)
+
+# Background passages for term weights: they make the common words (全区, 企业, 工作…) cheap and the specific ones dear.
+BACKGROUND = [
+    "全区上下要统一思想，狠抓落实，确保各项工作任务按期完成。",
+    "各街道要加强企业服务，帮助企业解决用工、融资等实际困难。",
+    "要坚持问题导向，抓好疫情防控和经济社会发展各项工作。",
+    "全区规模以上工业企业实现产值增长，社会消费品零售总额逐月回升。",
+    "加强项目建设，落实领导包保责任制，推动重点项目早开工、早投产。",
+]
+
+
+def make_passage(text: str, n: int = 0, doc_id: str = "testdoc") -> Passage:
+    return Passage(passage_id=f"{doc_id}:{n}-{n + len(text)}", doc_id=doc_id, doc_title="测试文档",
+                   section_path=(), paragraph_index=n, char_start=n, char_end=n + len(text), text=text)
+
+
+def evidence_for(*texts: str) -> Evidence:
+    return Evidence(TermWeights([*BACKGROUND, *texts]), lambda p: p.text)
+
+
+def hits_for(*texts: str) -> list[Hit]:
+    return [Hit(make_passage(t, i * 1000), score=1.0 - i * 0.1) for i, t in enumerate(texts)]
+
+
+# --- question_type -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("古塔区固定资产投资完成多少", "numeric"),
+    ("大连现在有多少确诊病例", "numeric"),
+    ("全区有几个重点项目", "numeric"),
+    ("复工率占比是多少", "numeric"),
+    ("古塔区有哪几个重点项目", "other"),  # a list question, not a number
+    ("哪几个部门要抓好政策落实", "other"),
+    ("古塔化工园规划环评专家评审是哪天通过的", "when"),
+    ("会议什么时候召开", "when"),
+    ("森林防火期从几月开始", "when"),
+    ("谁在会上讲话", "other"),
+    ("讲话的第二部分讲了什么", "other"),
+])
+def test_question_type(question, expected):
+    assert question_type(question) == expected
+
+
+# --- best_sentence ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("weights_from", ["corpus_file", "passage_only"])
+def test_best_sentence_picks_the_sentence_with_the_asked_figure(sample_corpus_dir: Path, weights_from):
+    if weights_from == "corpus_file":
+        text = (sample_corpus_dir / "000_41c0baea53232ea5.txt").read_bytes().decode("utf-8")
+        assert GUTA_PARAGRAPH in text, "the test paragraph must be an exact copy from the sample corpus"
+        weights = TermWeights(line for line in text.splitlines() if line.strip())
+    else:
+        weights = TermWeights([GUTA_PARAGRAPH])
+    span, coverage = best_sentence("古塔区固定资产投资完成多少", GUTA_PARAGRAPH, weights)
+    assert GUTA_PARAGRAPH[span.start:span.end] == span.text
+    assert "10.4亿元" in span.text
+    assert "38.1亿元" not in span.text and "7.4个百分点" not in span.text
+    assert span.text.startswith("同时") and span.text.endswith("。")
+    assert 0.0 < coverage <= 1.0
+
+
+def test_best_sentence_for_a_when_question_prefers_the_sentence_with_a_date():
+    text = ("今冬明春全区森林防火形势严峻，防火期工作要抓早抓细。全区森林防火期为2023年11月1日至2024年5月31日。"
+            "防火期内严禁在林区野外用火。")
+    span, _ = best_sentence("森林防火期从哪天开始", text, evidence_for(text).weights)
+    assert "2023年11月1日" in span.text
+    assert text[span.start:span.end] == span.text
+
+
+@pytest.mark.parametrize(("question", "text", "expected"), [
+    # Both sentences cover the question equally; only the second gives the asked figure/date.
+    ("全区固定资产投资完成多少", "全区固定资产投资完成情况良好。全区固定资产投资完成10.4亿元。", "10.4亿元"),
+    ("森林防火期从哪天开始", "森林防火期安排已经确定。森林防火期为11月1日起。", "11月1日"),
+    # An `X` placeholder is not a figure.
+    ("全区复工企业有多少户", "全区复工企业X户。全区复工企业126户。", "126户"),
+], ids=["numeric", "when", "placeholder-is-no-figure"])
+def test_best_sentence_prefers_a_real_figure_or_date_between_equal_sentences(question, text, expected):
+    span, _ = best_sentence(question, text, evidence_for(text).weights)
+    assert expected in span.text
+    assert text[span.start:span.end] == span.text
+
+
+def test_best_sentence_skips_markdown_emphasis_at_the_edges():
+    text = "**二、加强物资储备。**区应急管理局储备风力灭火机60台。"
+    span, _ = best_sentence("物资储备", text, evidence_for(text).weights)
+    assert not span.text.startswith("**") and not span.text.endswith("**")
+    assert text[span.start:span.end] == span.text
+
+
+def test_best_sentence_of_a_single_sentence_passage_is_the_whole_sentence():
+    text = "区应急管理局储备风力灭火机60台"
+    span, _ = best_sentence("风力灭火机有多少台", text, evidence_for(text).weights)
+    assert (span.start, span.end, span.text) == (0, len(text), text)
+
+
+# --- judge ---------------------------------------------------------------------------------------------------------
+
+PLACEHOLDER = "截至目前，全区复工企业X户，企业复工总人数X人；其中，规上企业X户，复工率达X%。"
+NO_NUMBER = "全区复工企业要严格落实疫情防控措施，做好员工健康监测和厂区消杀。"
+REAL_NUMBER = "截至目前，全区复工企业126户，企业复工总人数3400人；其中，规上企业38户，复工率达92%。"
+
+
+def test_judge_flags_a_number_given_only_as_an_x_placeholder():
+    verdict = judge("全区复工企业有多少户", hits_for(PLACEHOLDER), evidence_for(PLACEHOLDER))
+    assert verdict.answerable is False
+    assert verdict.coverage >= 0.2  # flagged for the missing figure, not for being off-topic
+
+
+@pytest.mark.parametrize("text", [PLACEHOLDER, PLACEHOLDER.replace("X", "Ｘ")], ids=["ascii-X", "fullwidth-X"])
+def test_placeholder_reason_says_the_figure_is_given_as_x(text):
+    verdict = judge("全区复工企业有多少户", hits_for(text), evidence_for(text))
+    assert verdict.answerable is False
+    assert "X" in verdict.reason
+
+
+def test_judge_flags_the_placeholder_clause_even_next_to_an_unrelated_real_figure():
+    # Copied shape from the sample corpus: the figure in the sentence (45%) is about something else.
+    text = "1-2月份规上工业产值平均降幅在45%左右；截至目前，全区复工企业X户，复工率达X%。"
+    verdict = judge("全区复工企业有多少户，复工率多少", hits_for(text), evidence_for(text))
+    assert verdict.answerable is False
+
+
+def test_judge_flags_a_passage_that_mentions_the_term_without_a_number():
+    verdict = judge("全区复工企业有多少户", hits_for(NO_NUMBER), evidence_for(NO_NUMBER))
+    assert verdict.answerable is False
+    assert "数字" in verdict.reason
+
+
+def test_judge_accepts_a_real_number_next_to_the_asked_term():
+    verdict = judge("全区复工企业有多少户", hits_for(REAL_NUMBER), evidence_for(REAL_NUMBER))
+    assert verdict.answerable is True
+    assert verdict.reason == ""
+
+
+def test_judge_finds_the_real_number_in_a_lower_hit():
+    verdict = judge("全区复工企业有多少户", hits_for(NO_NUMBER, PLACEHOLDER, REAL_NUMBER),
+                    evidence_for(NO_NUMBER, PLACEHOLDER, REAL_NUMBER))
+    assert verdict.answerable is True
+
+
+def test_judge_when_question_needs_a_date():
+    dated = "7月19日古塔化工园规划环评专家评审原则通过。"
+    undated = "古塔化工园规划环评专家评审工作正在有序推进。"
+    question = "古塔化工园规划环评专家评审是哪天通过的"
+    assert judge(question, hits_for(dated), evidence_for(dated, undated)).answerable is True
+    verdict = judge(question, hits_for(undated), evidence_for(dated, undated))
+    assert verdict.answerable is False and "时间" in verdict.reason
+
+
+def test_judge_with_no_hits_is_unanswerable():
+    assert judge("全区复工企业有多少户", [], evidence_for()).answerable is False
+
+
+def test_judge_uses_the_similarity_floor_for_weakly_covered_questions():
+    text = "全区上下要统一思想，狠抓落实，确保全年目标任务完成。"
+    question = "全区招商引资的经验有哪些"  # shares only 全区 with the passage
+    low = Evidence(evidence_for(text).weights, lambda p: p.text, similarity_floor=0.9, top_similarity=lambda: 0.5)
+    high = Evidence(evidence_for(text).weights, lambda p: p.text, similarity_floor=0.9, top_similarity=lambda: 0.95)
+    assert judge(question, hits_for(text), low).answerable is False
+    assert judge(question, hits_for(text), high).answerable is True
+
+
+# --- build_answer over the tiny index -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_evidence(tiny_index) -> Evidence:
+    texts = {p.passage_id: passage_index_text(p, tiny_index.documents[p.doc_id]) for p in tiny_index.passages}
+    return Evidence(TermWeights(texts.values()), lambda p: texts[p.passage_id])
+
+
+def test_off_topic_question_is_not_answerable(retriever, tiny_evidence):
+    question = "如何做红烧肉"
+    hits = retriever.search(question, top_k=5)
+    assert hits, "retrieval always returns something; the judge must say the documents do not answer"
+    answer = build_answer(question, hits, tiny_evidence)
+    assert answer.answerable is False
+    assert answer.text.startswith("不知道")
+    assert len(answer.hits) == len(hits)  # the hits are still returned
+
+
+def test_build_answer_marks_the_answering_sentence_in_every_hit(retriever, tiny_evidence):
+    question = "城关区上半年地区生产总值完成多少"
+    answer = build_answer(question, retriever.search(question, top_k=5), tiny_evidence)
+    assert answer.answerable is True
+    assert "56.7亿元" in answer.text
+    assert answer.query == question
+    assert 0.0 < answer.confidence <= 1.0
+    for hit in answer.hits:
+        assert hit.answer is not None
+        assert hit.passage.text[hit.answer.start:hit.answer.end] == hit.answer.text
+
+
+def test_build_answer_placeholder_question_in_the_tiny_corpus(retriever, tiny_evidence):
+    question = "全区复工企业有多少户"
+    answer = build_answer(question, retriever.search(question, top_k=5), tiny_evidence)
+    assert answer.answerable is False
+    assert answer.text.startswith("不知道")
+
+
+def test_build_answer_with_no_hits():
+    answer = build_answer("森林防火期从哪天开始", [], evidence_for())
+    assert answer.answerable is False and answer.hits == ()
+    assert answer.text.startswith("不知道")
+
+
+def test_service_ask_answers_and_refuses(tmp_path: Path, tiny_dir: Path, embedder):
+    service = QAService(tmp_path / "index", embedder)
+    service.index_paths([tiny_dir])
+    answer = service.ask("全区森林防火期从哪天开始")
+    assert answer.answerable is True
+    assert "2023年11月1日" in answer.text
+    assert service.ask("如何做红烧肉").answerable is False
+    assert service.ask("如何做红烧肉", mode="bm25").answerable is False
