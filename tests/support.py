@@ -1,7 +1,7 @@
 """Helpers shared by the web-layer and reliability tests: settings for a test index, live servers, `qa serve`
 as a subprocess.
 
-Plain functions, importable from any test; the fixtures built on them live in `tests/conftest.py`.
+Plain functions, importable from any test; the fixtures built on them live in `tests/fixtures.py`.
 """
 
 from __future__ import annotations

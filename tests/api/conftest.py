@@ -1,7 +1,7 @@
 """The web layer's tests run on both backends: the embedded FAISS index, and a real Milvus server on 127.0.0.1
 (milvus-lite, started by `tests/milvus_fixture.py` unless one already answers on port 19530).
 
-Every other fixture (the session index, clients, index copies, live servers) is shared: `tests/conftest.py`.
+Every other fixture (the session index, clients, index copies, live servers) comes from `tests/fixtures.py`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 
 import pytest
+
+from tests.fixtures import *  # this folder's own instances of the shared fixtures
 
 BACKENDS = ("faiss", "milvus")
 

@@ -1,8 +1,12 @@
-"""Fixtures shared by every test folder: one index of the sample corpus per session, apps and servers over it.
+"""The fixtures the web-layer and reliability tests share: one index of the sample corpus per session, apps and
+servers over it.
 
-The index uses the weight-free hashing embedder. The backend is the embedded FAISS index; `tests/api/conftest.py`
-overrides `backend` so that every API test also runs against a real Milvus server on 127.0.0.1. Read-only tests
-share one loaded service; tests that add or delete documents get a copy of the index (`copy_settings`).
+A folder's conftest.py takes them with `from tests.fixtures import *`, so that each folder gets its own session
+instances: the API tests override `backend` to run on FAISS and on Milvus, and a session-scoped fixture cached for
+one folder's backend must never serve another folder's tests.
+
+The index uses the weight-free hashing embedder. Read-only tests share one loaded service; tests that add or
+delete documents get a copy of the index (`copy_settings`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ from api.main import create_app
 from qa.config import Settings
 from qa.service import QAService
 from tests.support import backend_of, live_server, make_settings, new_collection
+
+__all__ = ["backend", "base_index", "client", "copy_settings", "index_copy", "make_client", "serve_app",
+           "server_url", "service", "settings"]
 
 
 @pytest.fixture(scope="session")
