@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from qa.errors import (
     BackendError,
     DocumentNotFoundError,
+    IndexBusyError,
     IndexCorruptError,
     IndexMismatchError,
     IndexNotFoundError,
@@ -45,6 +46,7 @@ STATUS_BY_ERROR: dict[type[QAError], tuple[int, str]] = {
     IndexMismatchError: (503, "index_unavailable"),
     IndexCorruptError: (503, "index_unavailable"),
     IndexWriteError: (503, "index_unwritable"),  # 507 when the disk is full, see `qa_error_handler`
+    IndexBusyError: (409, "index_busy"),
     BackendError: (503, "backend_unavailable"),
 }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,12 +30,14 @@ from api.schemas import DocumentCreate
 from qa.config import Settings, get_settings
 from qa.errors import (
     BackendError,
+    IndexBusyError,
     IndexCorruptError,
     IndexMismatchError,
     IndexWriteError,
     IngestError,
     NoDocumentsError,
 )
+from qa.index.locks import ServeLock
 from qa.service import QAService
 
 logger = logging.getLogger(__name__)
@@ -50,16 +53,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     /health says why with a 503 and the other routes answer 503 with the same message.
     """
     settings: Settings = app.state.settings
+    # Marks the folder as served (shared with the other workers), so `qa index` refuses to write it meanwhile.
+    serve_lock = ServeLock(settings.index_dir)
+    try:
+        await run_in_threadpool(serve_lock.hold)
+    except IndexWriteError as e:  # the folder cannot be made: opening the index says why below
+        logger.warning("cannot mark %s as served: %s", settings.index_dir, e)
     try:
         if app.state.service is None:
             app.state.service = await run_in_threadpool(build_service, settings)
         service: QAService = app.state.service
         if not service.loaded:
             await run_in_threadpool(service.open, list(settings.corpus))
-    except (IndexMismatchError, IndexCorruptError, IndexWriteError, NoDocumentsError, IngestError, BackendError) as e:
+    except (IndexMismatchError, IndexCorruptError, IndexWriteError, IndexBusyError, NoDocumentsError, IngestError,
+            BackendError) as e:
         logger.error("cannot open the index in %s: %s", settings.index_dir, e)
         app.state.startup_error = e
-    yield
+    try:
+        yield
+    finally:
+        serve_lock.release()
 
 
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
@@ -198,13 +211,30 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
     return app
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, workers: int = 1) -> None:
     """Run the app with uvicorn on settings.host:settings.port until interrupted (used by `qa serve`).
 
-    Logs go to stderr as JSON lines with the request id (see `api.observability`).
+    With several `workers`, each is a process of its own serving the same index folder: a change made through one
+    is written under the folder's write lock and picked up by the others on their next request (see
+    `QAService.refresh`). Logs go to stderr as JSON lines with the request id (see `api.observability`).
     """
     import uvicorn
 
     configure_logging()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False,
-                log_level="info")
+    options = {"host": settings.host, "port": settings.port, "log_config": None, "access_log": False,
+               "log_level": "info"}
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    # The index is opened (or built from the corpus) once, here: the workers then only load it.
+    build_service(settings).open(list(settings.corpus))
+    # Workers are new processes that read their settings from the environment; the index folder may have come
+    # from the command line.
+    os.environ["QA_INDEX_DIR"] = str(settings.index_dir)
+    uvicorn.run("api.main:worker_app", factory=True, workers=workers, **options)
+
+
+def worker_app() -> FastAPI:
+    """The app of one `qa serve --workers N` process: settings from the environment, JSON logs."""
+    configure_logging()
+    return create_app()

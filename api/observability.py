@@ -27,7 +27,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
@@ -134,6 +134,18 @@ class _IndexCollector(Collector):
                                 value=1 if loaded else 0)
         yield GaugeMetricFamily("zhqa_index_documents", "documents in the served index", value=documents)
         yield GaugeMetricFamily("zhqa_index_passages", "passages in the served index", value=passages)
+        stats = service.query_encoder_stats() if service is not None else None
+        if stats is not None:
+            yield CounterMetricFamily("zhqa_query_cache_hits", "questions answered from the question-vector cache",
+                                      value=stats.cache_hits)
+            yield CounterMetricFamily("zhqa_query_cache_misses", "questions the cache did not hold (encoded)",
+                                      value=stats.cache_misses)
+            yield CounterMetricFamily("zhqa_query_encoder_batches", "calls of the question encoder",
+                                      value=stats.batches)
+            yield CounterMetricFamily("zhqa_query_encoder_questions", "questions encoded, over all batches",
+                                      value=stats.batched_queries)
+            yield GaugeMetricFamily("zhqa_query_cache_entries", "question vectors in the cache",
+                                    value=stats.cache_size)
 
 
 class Metrics:

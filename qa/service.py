@@ -7,22 +7,34 @@ never a mix.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from embeddings import Embedder, EmbeddingCache
-from qa.errors import DocumentNotFoundError, IndexNotFoundError, IndexWriteError, NoDocumentsError
+from embeddings import Embedder, EmbeddingCache, QueryEncoderStats
+from qa.errors import (
+    DocumentNotFoundError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    IndexWriteError,
+    NoDocumentsError,
+)
 from qa.index.build import add_documents, build_index, dead_fraction, remove_documents
+from qa.index.locks import WriteLock
 from qa.index.segments import IndexConfig, IndexData, passage_index_text
-from qa.index.versions import load_index, open_cache, save_index
+from qa.index.versions import live_version_name, load_index, open_cache, save_index
 from qa.ingest.reader import IngestReport, load_documents
 from qa.search.answer import SIMILARITY_FLOORS, Evidence, TermWeights, build_answer
 from qa.search.retriever import HybridRetriever, RetrievalConfig, SearchIndex
 from qa.types import Answer, Document, Hit, Passage
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +83,19 @@ class QAService:
         retrieval: RetrievalConfig | None = None,
         index_config: IndexConfig | None = None,
         batch_size: int = 32,
+        write_lock_timeout_s: float = 30.0,
     ):
         self.index_dir = Path(index_dir)
         self.embedder = embedder
         self.retrieval = retrieval or RetrievalConfig()
         self.index_config = index_config or IndexConfig()
         self.batch_size = batch_size
+        self.write_lock_timeout_s = write_lock_timeout_s
         self._snapshot: _Snapshot | None = None
+        # Writers of this process queue here; WriteLock then orders them with other processes' writers.
         self._write_lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self._unloadable: str | None = None  # a live version that failed to load; not retried on every request
 
     # --- loading and building -----------------------------------------------------------------------------------
 
@@ -88,9 +105,67 @@ class QAService:
 
     @property
     def snapshot(self) -> _Snapshot:
+        """The served index, after picking up a version another process made live (see `refresh`)."""
         if self._snapshot is None:
             raise IndexNotFoundError(f"no index loaded from {self.index_dir}")
+        self.refresh()
         return self._snapshot
+
+    def _newer_version(self) -> str | None:
+        """The version CURRENT names when it is not the one served (None: up to date, or nothing to follow)."""
+        served = getattr(self._snapshot.data, "version", "") if self._snapshot is not None else ""
+        if not served:  # Milvus, or an index not saved yet: no version folders to follow
+            return None
+        live = live_version_name(self.index_dir)
+        return live if live is not None and live != served else None
+
+    def refresh(self) -> bool:
+        """Serve the version another process (a `qa serve` worker) made live, if CURRENT names a newer one.
+
+        Costs one small file read when nothing changed. After a change, the first request loads the new version and
+        requests arriving meanwhile wait for it, so every answer given after a change was acknowledged includes it,
+        whichever worker gives it; none sees a mix. A live version that cannot be loaded (corrupt) is logged once and
+        the old one stays served.
+        """
+        live = self._newer_version()
+        if live is None or live == self._unloadable:
+            return False
+        with self._reload_lock:
+            try:
+                self._load_newer()
+                return True
+            except (IndexCorruptError, IndexMismatchError, IndexNotFoundError) as e:
+                self._unloadable = live
+                logger.error("cannot load index version %s from %s (%s); still serving %s", live, self.index_dir,
+                             e, getattr(self._snapshot.data, "version", "?"))
+                return False
+
+    def _load_newer(self) -> None:
+        """Load the live version if it is not the served one; retried when a newer one replaces it mid-load."""
+        for _ in range(5):
+            live = self._newer_version()
+            if live is None:
+                return
+            try:
+                self.load()
+                return
+            except (IndexCorruptError, IndexNotFoundError):
+                if live_version_name(self.index_dir) == live:
+                    raise  # still the live version: really broken
+        self.load()
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The one writer of the index folder, across threads and processes, holding the newest version.
+
+        Raises:
+            IndexBusyError: another process kept the folder for `write_lock_timeout_s` seconds.
+        """
+        with self._write_lock, WriteLock(self.index_dir, self.write_lock_timeout_s):
+            # Another process may have written since this one loaded: change its version, never an older one.
+            with self._reload_lock:
+                self._load_newer()
+            yield
 
     def _publish(self, data: SearchIndex) -> None:
         snapshot = _Snapshot(data, HybridRetriever(data, self.embedder, self.retrieval))
@@ -165,7 +240,7 @@ class QAService:
             NoDocumentsError: nothing under `paths` could be read.
         """
         report: IngestReport = load_documents(paths)
-        with self._write_lock:
+        with self._writing():
             current = None
             if not rebuild:
                 try:
@@ -197,7 +272,7 @@ class QAService:
         """Make the index hold exactly `documents` (already read, e.g. from a BEIR corpus)."""
         if not documents:
             raise NoDocumentsError("no documents to index")
-        with self._write_lock:
+        with self._writing():
             self._publish(self._rebuild(list({d.doc_id: d for d in documents}.values()), progress))
 
     def open(self, corpus: list[Path], progress: Callable[[int], None] | None = None) -> None:
@@ -228,6 +303,16 @@ class QAService:
                             SIMILARITY_FLOORS.get(self.embedder.name), top_similarity)
         return build_answer(query.strip(), hits, evidence)
 
+    def query_encoder_stats(self) -> QueryEncoderStats | None:
+        """Question-vector cache and batching counters, when the embedder batches questions (see the factory)."""
+        stats = getattr(self.embedder, "stats", None)
+        return stats() if callable(stats) else None
+
+    @property
+    def version(self) -> str:
+        """The served index version ("" for a backend without versions, such as Milvus)."""
+        return getattr(self.snapshot.data, "version", "")
+
     def documents(self) -> list[Document]:
         return list(self.snapshot.data.documents.values())
 
@@ -245,7 +330,7 @@ class QAService:
 
     def add_document(self, doc: Document) -> bool:
         """Add a document and persist the index; returns False when the same content is already indexed."""
-        with self._write_lock:
+        with self._writing():
             current = self.snapshot.data
             if doc.doc_id in current.documents:
                 return False
@@ -259,7 +344,7 @@ class QAService:
             DocumentNotFoundError: no such document.
             NoDocumentsError: it is the last document (an index cannot be empty).
         """
-        with self._write_lock:
+        with self._writing():
             current = self.snapshot.data
             if doc_id not in current.documents:
                 raise DocumentNotFoundError(f"unknown document id {doc_id!r}")

@@ -114,12 +114,12 @@ class ServeProcess:
                 self.proc.wait(timeout=10)
 
 
-def start_serve(index_dir: Path, log_path: Path, *, timeout: float = 60.0, preexec_fn=None,
+def start_serve(index_dir: Path, log_path: Path, *, timeout: float = 60.0, preexec_fn=None, args: tuple[str, ...] = (),
                 **env: str) -> ServeProcess:
-    """Start `qa serve` on a free 127.0.0.1 port and wait (bounded) until it answers /health (200 or 503)."""
+    """Start `qa serve` (plus `args`) on a free 127.0.0.1 port and wait (bounded) until it answers /health."""
     port = free_port()
     log = log_path.open("ab")
-    proc = subprocess.Popen([str(QA_BIN), "serve", "--host", "127.0.0.1", "--port", str(port)],
+    proc = subprocess.Popen([str(QA_BIN), "serve", "--host", "127.0.0.1", "--port", str(port), *args],
                             env=subprocess_env(index_dir, **env), stdout=log, stderr=subprocess.STDOUT,
                             cwd=str(log_path.parent), preexec_fn=preexec_fn)  # noqa: PLW1509 - sets rlimits only
     log.close()

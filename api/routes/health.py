@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -19,7 +21,8 @@ def health(*, request: Request, settings: SettingsDep) -> Health | JSONResponse:
         error = getattr(request.app.state, "startup_error", None)
         body = Health(status="unavailable", index_loaded=False, documents=0, passages=0,
                       model=service.embedder.name if service else settings.embedder, read_only=settings.read_only,
-                      error=str(error) if error else "index not loaded yet")
+                      error=str(error) if error else "index not loaded yet", pid=os.getpid())
         return JSONResponse(body.model_dump(), status_code=503)
     return Health(status="ok", index_loaded=True, documents=len(service.documents()),
-                  passages=service.passage_count(), model=service.embedder.name, read_only=settings.read_only)
+                  passages=service.passage_count(), model=service.embedder.name, read_only=settings.read_only,
+                  index_version=service.version or None, pid=os.getpid())

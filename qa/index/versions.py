@@ -271,6 +271,14 @@ def _remove_old_versions(index_dir: Path, keep: str) -> None:
             logger.warning("could not remove %s: %s", path, e)
 
 
+def live_version_name(index_dir: Path) -> str | None:
+    """The name CURRENT gives, read without any check (None when there is none): cheap enough for every request."""
+    try:
+        return (index_dir / _CURRENT).read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def current_version(index_dir: Path) -> Path:
     """The live version folder.
 

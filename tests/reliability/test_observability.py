@@ -55,6 +55,12 @@ def test_metrics_count_requests_by_route_template_and_report_the_index(make_clie
         assert _value(samples, "zhqa_index_documents") == 5
         passages = _value(samples, "zhqa_index_passages")
         assert passages == client.get("/health").json()["passages"] > 0
+        # The same question three times: encoded once, then answered from the question-vector cache.
+        assert _value(samples, "zhqa_query_cache_misses_total") == 1
+        assert _value(samples, "zhqa_query_cache_hits_total") == 2
+        assert _value(samples, "zhqa_query_encoder_questions_total") == 1
+        assert _value(samples, "zhqa_query_encoder_batches_total") == 1
+        assert _value(samples, "zhqa_query_cache_entries") == 1
         added = client.post("/v1/documents", json={"text": "指标测试：新增一篇文档后，文档数应当加一。" * 3})
         assert added.status_code == 201
         samples = _samples(client.get("/metrics").text)

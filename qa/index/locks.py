@@ -1,0 +1,150 @@
+"""Who may change an index folder, across processes: one writer at a time, and `qa index` never beside a server.
+
+Two lock files in the index folder, both `flock` locks the kernel drops when their process dies (so a `kill -9`
+never leaves the folder locked):
+
+- ``write.lock``, exclusive, held while a process writes a new version. Every serving process and `qa index` take
+  it around a change; a second writer waits for it (up to a timeout) and then gets `IndexBusyError`.
+- ``serve.lock``, shared, held by every serving process (each `qa serve` worker) for its lifetime. `qa index` takes
+  it exclusively for its run, so it is refused while a server serves the folder, and a server that starts meanwhile
+  waits for it to finish.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Self
+
+from qa.errors import IndexBusyError, IndexWriteError
+
+WRITE_LOCK = "write.lock"
+SERVE_LOCK = "serve.lock"
+_POLL_S = 0.05
+
+logger = logging.getLogger(__name__)
+
+
+def _open(index_dir: Path, name: str) -> int:
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        return os.open(index_dir / name, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise IndexWriteError.from_error(index_dir, e) from e
+
+
+def _holder(fd: int) -> str:
+    """The pid the lock's holder wrote into the file, for messages ("" when unknown)."""
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", errors="ignore").strip()
+    except OSError:
+        return ""
+    return f" (pid {text})" if text.isdigit() else ""
+
+
+def _note_pid(fd: int) -> None:
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+    except OSError:  # only used in messages
+        pass
+
+
+class WriteLock:
+    """``with WriteLock(index_dir, timeout_s):`` the one writer of `index_dir` among all processes.
+
+    Raises (on entry):
+        IndexBusyError: another process held it for `timeout_s` seconds; the message names the folder and its pid.
+        IndexWriteError: the lock file cannot be made (the folder is read-only, missing or a file).
+    """
+
+    def __init__(self, index_dir: Path, timeout_s: float = 30.0):
+        if timeout_s < 0:
+            raise ValueError(f"timeout_s must be >= 0, got {timeout_s}")
+        self.index_dir = Path(index_dir)
+        self.timeout_s = timeout_s
+        self._fd: int | None = None
+
+    def __enter__(self) -> Self:
+        fd = _open(self.index_dir, WRITE_LOCK)
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = _holder(fd)
+                    os.close(fd)
+                    raise IndexBusyError(
+                        f"another process{holder} is changing the index in {self.index_dir}; waited "
+                        f"{self.timeout_s:g} s for it to finish. Try again when it is done") from None
+                time.sleep(_POLL_S)
+        _note_pid(fd)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class ServeLock:
+    """The shared lock a serving process holds on its index folder for as long as it serves it."""
+
+    def __init__(self, index_dir: Path):
+        self.index_dir = Path(index_dir)
+        self._fd: int | None = None
+
+    def hold(self) -> None:
+        """Take the shared lock, waiting while a `qa index` run holds the folder (logged once)."""
+        if self._fd is not None:
+            return
+        fd = _open(self.index_dir, SERVE_LOCK)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.warning("waiting for `qa index` to finish with %s before serving it", self.index_dir)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class NotServed:
+    """``with NotServed(index_dir):`` exclusive use of a folder no server serves (what `qa index` needs).
+
+    Raises (on entry):
+        IndexBusyError: a serving process holds the folder; the message says how to add documents instead.
+    """
+
+    def __init__(self, index_dir: Path):
+        self.index_dir = Path(index_dir)
+        self._fd: int | None = None
+
+    def __enter__(self) -> Self:
+        fd = _open(self.index_dir, SERVE_LOCK)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise IndexBusyError(
+                f"a `qa serve` process serves the index in {self.index_dir}: add documents through its API "
+                "(POST /v1/documents) or stop it, then run `qa index` again") from None
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
