@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from qa.errors import (
     BackendError,
     DocumentNotFoundError,
+    EmbedderError,
     IndexBusyError,
     IndexCorruptError,
     IndexMismatchError,
@@ -48,6 +49,7 @@ STATUS_BY_ERROR: dict[type[QAError], tuple[int, str]] = {
     IndexWriteError: (503, "index_unwritable"),  # 507 when the disk is full, see `qa_error_handler`
     IndexBusyError: (409, "index_busy"),
     BackendError: (503, "backend_unavailable"),
+    EmbedderError: (503, "embedder_unavailable"),
 }
 
 _TYPE_BY_STATUS = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",

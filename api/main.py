@@ -30,6 +30,7 @@ from api.schemas import DocumentCreate
 from qa.config import Settings, get_settings
 from qa.errors import (
     BackendError,
+    EmbedderError,
     IndexBusyError,
     IndexCorruptError,
     IndexMismatchError,
@@ -66,7 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not service.loaded:
             await run_in_threadpool(service.open, list(settings.corpus))
     except (IndexMismatchError, IndexCorruptError, IndexWriteError, IndexBusyError, NoDocumentsError, IngestError,
-            BackendError) as e:
+            BackendError, EmbedderError) as e:
         logger.error("cannot open the index in %s: %s", settings.index_dir, e)
         app.state.startup_error = e
     try:

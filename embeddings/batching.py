@@ -63,7 +63,6 @@ class QueryBatcher:
             raise ValueError(f"cache_size must be in [0, 10000000], got {cache_size}")
         self.inner = inner
         self.name = inner.name
-        self.dim = inner.dim
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000
         self.cache_size = cache_size
@@ -75,6 +74,11 @@ class QueryBatcher:
         self._cond = threading.Condition()
         self._arriving = 0
         self._worker: threading.Thread | None = None
+
+    @property
+    def dim(self) -> int:
+        # Read from the wrapped embedder when asked: a remote one learns it from its server's first answer.
+        return self.inner.dim
 
     def __repr__(self) -> str:
         return f"QueryBatcher({self.inner!r}, max_batch={self.max_batch}, cache_size={self.cache_size})"

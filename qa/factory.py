@@ -6,19 +6,78 @@ service modules so that neither imports the other (`MilvusQAService` extends `QA
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
+from embeddings import Embedder, EmbeddingsError
 from qa.config import Settings
+from qa.errors import EmbedderError
 from qa.index.segments import IndexConfig
 from qa.ingest.chunking import ChunkingConfig
 from qa.search.retriever import RetrievalConfig
 from qa.service import QAService
 
 
+class RemoteEmbedder:
+    """A remote embedder whose failures are `EmbedderError`s (a `QAError`: 503 in the API, one line in the CLI).
+
+    Forwards everything else to the wrapped embedder (`inner`). Only encoding, and learning the dimension, talk to
+    the server.
+    """
+
+    def __init__(self, inner: Embedder):
+        self.inner = inner
+        self.name = inner.name
+
+    def __repr__(self) -> str:
+        return f"RemoteEmbedder({self.inner!r})"
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr == "inner":  # not set yet (e.g. while copying): no recursion
+            raise AttributeError(attr)
+        return getattr(self.inner, attr)
+
+    @property
+    def dim(self) -> int:
+        try:
+            return self.inner.dim
+        except EmbeddingsError as e:
+            raise EmbedderError(str(e)) from e
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        try:
+            return self.inner.encode_queries(texts)
+        except EmbeddingsError as e:
+            raise EmbedderError(str(e)) from e
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        try:
+            return self.inner.encode_documents(texts)
+        except EmbeddingsError as e:
+            raise EmbedderError(str(e)) from e
+
+
 def service_from_settings(settings: Settings) -> QAService:
     """Wire a service from settings: the edges (CLI, web app) call this, core classes never read settings."""
     from embeddings import QueryBatcher, create_embedder
 
+    model: Embedder
+    batch_size = settings.embed_batch_size
     if settings.embedder == "sentence-transformers":
         model = create_embedder("sentence-transformers", model_name_or_path=settings.model)
+    elif settings.embedder == "openai":
+        from embeddings.openai_embedder import OpenAIEmbedder
+
+        api_key = settings.embed_api_key.get_secret_value() if settings.embed_api_key else None
+        remote = OpenAIEmbedder(
+            urls=settings.embed_url, model=settings.embed_model, api_key=api_key,
+            batch_size=settings.embed_batch_size, timeout_s=settings.embed_timeout_s, retries=settings.embed_retries,
+            query_prefix=settings.embed_query_prefix, passage_prefix=settings.embed_passage_prefix,
+            send_input_type=settings.embed_input_type, dim=settings.embed_dim)
+        # One request per server URL in each encoder call, so that several servers work in parallel.
+        batch_size *= len(remote.urls)
+        model = RemoteEmbedder(remote)
     else:
         model = create_embedder(settings.embedder)
     # Questions of concurrent requests are encoded together on one thread (see embeddings.batching).
@@ -45,7 +104,7 @@ def service_from_settings(settings: Settings) -> QAService:
         store = MilvusStore(settings.milvus_uri, embedder.dim, collection=settings.milvus_collection, token=token,
                             db_name=settings.milvus_db, dense_index=settings.milvus_index,
                             analyzer=ANALYZERS[settings.milvus_analyzer])
-        return MilvusQAService(store, settings.index_dir, embedder, retrieval, index_config, settings.embed_batch_size,
+        return MilvusQAService(store, settings.index_dir, embedder, retrieval, index_config, batch_size,
                                analyzer=settings.milvus_analyzer)
-    return QAService(settings.index_dir, embedder, retrieval, index_config, settings.embed_batch_size,
+    return QAService(settings.index_dir, embedder, retrieval, index_config, batch_size,
                      write_lock_timeout_s=settings.write_lock_timeout_s)
