@@ -322,7 +322,8 @@ class OpenAIEmbedder:
 
     def _request(self, texts: list[str], is_query: bool, first_url: int) -> np.ndarray:
         """Embeds one batch, retrying on the next URL with exponential backoff; returns raw vectors."""
-        body: dict[str, Any] = {"model": self.model, "input": texts, "encoding_format": "float"}
+        # No "encoding_format": float is everyone's default, and some servers pass unknown fields on to the model.
+        body: dict[str, Any] = {"model": self.model, "input": texts}
         if self.send_input_type:
             body["input_type"] = "query" if is_query else "passage"
         problems: list[tuple[str, str]] = []

@@ -78,6 +78,7 @@ def test_api_key_is_sent_but_never_shown():
         embedder = remote(server.url, api_key="sk-secret-123")
         embedder.encode_queries(["问题"])
         assert server.requests[0]["headers"]["Authorization"] == "Bearer sk-secret-123"
+        assert server.requests[0]["body"] == {"model": "fake-model", "input": ["问题"]}
         assert "sk-secret" not in repr(embedder)
         server.queue.append(json_reply({"error": {"message": "bad key"}}, status=401))
         with pytest.raises(RemoteEmbeddingError) as caught:
