@@ -59,7 +59,7 @@ def test_settings_from_the_environment(monkeypatch, tmp_path, tiny_dir):
     settings = Settings(_env_file=None, index_dir=tmp_path)
     assert "sk-abc" not in repr(settings)
     service = service_from_settings(settings)
-    embedder = service.embedder.inner
+    embedder = service.embedder.inner.inner  # QueryBatcher(RemoteEmbedder(OpenAIEmbedder))
     assert isinstance(embedder, OpenAIEmbedder)
     assert embedder.urls == ["http://127.0.0.1:8080/v1/embeddings", "http://127.0.0.1:8081/v1/embeddings"]
     # "none" is no prefix (an empty variable counts as unset); the passage prefix stays the e5 default.
