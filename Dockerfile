@@ -23,8 +23,8 @@ RUN pip install --no-cache-dir --no-deps /wheels/*.whl && rm -rf /wheels
 
 WORKDIR /app
 ENV QA_INDEX_DIR=/app/index QA_HOST=0.0.0.0 QA_PORT=8000
-# Build the sample index into the image so the first request is answered at once.
-RUN qa index --quiet
+# Build the sample index, vectors included, into the image so the first request is answered at once.
+RUN qa index --wait --quiet
 
 EXPOSE 8000
 CMD ["qa", "serve"]

@@ -18,7 +18,7 @@ from qa.service import QAService
 
 def build_service(settings: Settings) -> QAService:
     """A service wired from settings (embedder, retrieval and index config); the index is not opened yet."""
-    return service_from_settings(settings)
+    return service_from_settings(settings, serving=True)
 
 
 def get_settings(request: Request) -> Settings:

@@ -60,8 +60,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(serve_lock.hold)
     except IndexWriteError as e:  # the folder cannot be made: opening the index says why below
         logger.warning("cannot mark %s as served: %s", settings.index_dir, e)
+    owned = app.state.service is None  # a service this app builds is this app's to stop
     try:
-        if app.state.service is None:
+        if owned:
             app.state.service = await run_in_threadpool(build_service, settings)
         service: QAService = app.state.service
         if not service.loaded:
@@ -73,6 +74,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if owned and app.state.service is not None:
+            await run_in_threadpool(app.state.service.close)
         serve_lock.release()
 
 
@@ -227,8 +230,11 @@ def serve(settings: Settings, workers: int = 1) -> None:
     if workers == 1:
         uvicorn.run(create_app(settings), **options)
         return
-    # The index is opened (or built from the corpus) once, here: the workers then only load it.
-    build_service(settings).open(list(settings.corpus))
+    # The index is opened (or built from the corpus) once, here: the workers then only load it, and embed what it
+    # still lacks in the background (one of them at a time).
+    service = build_service(settings)
+    service.open(list(settings.corpus))
+    service.close()
     # Workers are new processes that read their settings from the environment; the index folder may have come
     # from the command line.
     os.environ["QA_INDEX_DIR"] = str(settings.index_dir)

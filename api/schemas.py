@@ -148,13 +148,15 @@ class DocumentOut(BaseModel):
     source: str = Field(description="file name or label the document came from (a label only, never opened)")
     meta: DocumentMetaOut
     passage_count: int
+    passages_with_vectors: int | None = Field(None, description="passages already embedded (all of them once the "
+                                              "background embedding of a new document is done)")
     chars: int
 
     @classmethod
-    def from_document(cls, doc: Document, passage_count: int) -> DocumentOut:
+    def from_document(cls, doc: Document, passage_count: int, with_vectors: int | None = None) -> DocumentOut:
         return cls(id=doc.doc_id, title=doc.title, source=doc.source,
                    meta=DocumentMetaOut(speaker=doc.meta.speaker, date=doc.meta.date, place=doc.meta.place),
-                   passage_count=passage_count, chars=len(doc.text))
+                   passage_count=passage_count, passages_with_vectors=with_vectors, chars=len(doc.text))
 
 
 class SectionOut(BaseModel):
@@ -170,8 +172,9 @@ class DocumentDetail(DocumentOut):
     text: str | None = Field(None, description="the full text, only with ?include_text=true")
 
     @classmethod
-    def from_document_detail(cls, doc: Document, passage_count: int, include_text: bool) -> DocumentDetail:
-        base = DocumentOut.from_document(doc, passage_count)
+    def from_document_detail(cls, doc: Document, passage_count: int, include_text: bool,
+                             with_vectors: int | None = None) -> DocumentDetail:
+        base = DocumentOut.from_document(doc, passage_count, with_vectors)
         sections = [SectionOut(level=s.level, title=s.title, path=list(s.path), start=s.start, end=s.end)
                     for s in doc.sections]
         return cls(**base.model_dump(), sections=sections, text=doc.text if include_text else None)
@@ -213,6 +216,8 @@ class Health(BaseModel):
     passages: int
     model: str
     read_only: bool
+    passages_with_vectors: int | None = Field(None, description="passages already embedded; the others (just "
+                                              "added) are found by keywords until a background thread embeds them")
     index_version: str | None = Field(None, description="the served index version (several `qa serve` workers "
                                       "pick up a new one on their next request)")
     pid: int | None = Field(None, description="process id of the worker that answered")

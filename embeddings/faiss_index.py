@@ -326,6 +326,11 @@ class VectorIndex:
     # --- parameters ---------------------------------------------------------------------------------------
 
     @property
+    def needs_training(self) -> bool:
+        """True until the first add to a trained type (``hnsw_sq8``, ``ivf_*``), which learns its codes from it."""
+        return self._index is None
+
+    @property
     def active_type(self) -> str:
         """The structure in use: ``index_type``, or for ``"auto"`` ``"flat"`` or ``auto_type``."""
         return self._active

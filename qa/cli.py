@@ -84,29 +84,27 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     service = service_from_settings(settings)
-    bar = None
-
-    def on_total(total_docs: int) -> None:
-        nonlocal bar
-        bar = tqdm(desc="embedding passages", unit="passage", file=sys.stderr, disable=args.quiet)
-
-    def progress(n: int) -> None:
-        if bar is not None:
-            bar.update(n)
-
-    try:
-        # A running server would keep serving its own copy and write over this run's version: refuse instead.
-        with NotServed(settings.index_dir):
-            result = service.index_paths(_paths(args, settings), add=args.add, rebuild=args.rebuild,
-                                         progress=progress, on_total=on_total)
-    finally:
-        if bar is not None:
-            bar.close()
-    for failure in result.failures:
-        _warn(f"skipped {failure}")
-    state = "up to date" if result.unchanged else f"built ({result.added} added, {result.removed} removed)"
-    print(f"index {settings.index_dir}: {state}; {result.documents} documents, {result.passages} passages, "
-          f"model {service.embedder.name}")
+    # The keyword index is saved first (searchable at once); the passages are embedded after it, here with --wait.
+    service.defer_vectors = True
+    # A running server would keep serving its own copy and write over this run's version: refuse instead.
+    with NotServed(settings.index_dir):
+        result = service.index_paths(_paths(args, settings), add=args.add, rebuild=args.rebuild)
+        for failure in result.failures:
+            _warn(f"skipped {failure}")
+        state = "up to date" if result.unchanged else f"built ({result.added} added, {result.removed} removed)"
+        print(f"index {settings.index_dir}: {state}; {result.documents} documents, {result.passages} passages, "
+              f"model {service.embedder.name}")
+        vectors = service.vector_progress()
+        missing = vectors.total - vectors.done
+        if missing and args.wait:
+            with tqdm(total=missing, desc="embedding passages", unit="passage", file=sys.stderr,
+                      disable=args.quiet) as bar:
+                service.complete_vectors(bar.update)
+            vectors = service.vector_progress()
+    if vectors.done < vectors.total:
+        print(f"searchable by keywords now; vectors for {vectors.total - vectors.done} of {vectors.total} passages "
+              "are still to embed: `qa serve` embeds them in the background, `qa index --wait` here "
+              "(`qa ask` and `qa eval` finish them before answering)")
     return EXIT_OK
 
 
@@ -141,6 +139,11 @@ def _open_service(settings):
 
     service = service_from_settings(settings)
     service.open(list(settings.corpus))
+    vectors = service.vector_progress()
+    if vectors.done < vectors.total:
+        # Passages a `qa index` run or a server left without vectors: embed them before answering from them.
+        _warn(f"embedding {vectors.total - vectors.done} passages that have no vector yet")
+        service.complete_vectors()
     return service
 
 
@@ -267,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", help="files or folders (default: the configured corpus)")
     p.add_argument("--add", action="store_true", help="add to the documents already indexed instead of replacing them")
     p.add_argument("--rebuild", action="store_true", help="ignore the saved index and build from scratch")
+    p.add_argument("--wait", action="store_true",
+                   help="embed the new passages before returning, with a progress bar (default: return once they "
+                        "are searchable by keywords; `qa serve` embeds them in the background)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_index)
 

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     query_batch_max: int = Field(32, ge=1, le=4096)
     query_batch_wait_ms: float = Field(2.0, ge=0, le=1000)
     query_cache_size: int = Field(1024, ge=0, le=10_000_000)
+    # `qa serve`: a change is searchable by keywords as soon as it is saved; its passages are embedded afterwards by
+    # a background thread (false: an upload returns only when its vectors are done).
+    embed_in_background: bool = True
     # How long a change waits for another process's change to the same index folder before giving up (409).
     write_lock_timeout_s: float = Field(30.0, ge=0, le=3600)
 

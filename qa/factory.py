@@ -58,8 +58,14 @@ class RemoteEmbedder:
             raise EmbedderError(str(e)) from e
 
 
-def service_from_settings(settings: Settings) -> QAService:
-    """Wire a service from settings: the edges (CLI, web app) call this, core classes never read settings."""
+def service_from_settings(settings: Settings, *, serving: bool = False) -> QAService:
+    """Wire a service from settings: the edges (CLI, web app) call this, core classes never read settings.
+
+    Args:
+        settings: the settings.
+        serving: for `qa serve`: with QA_EMBED_IN_BACKGROUND, changes are saved before their passages are embedded
+            and a background thread embeds them. Otherwise (CLI commands) every change is embedded before it returns.
+    """
     from embeddings import QueryBatcher, create_embedder
 
     model: Embedder
@@ -106,5 +112,7 @@ def service_from_settings(settings: Settings) -> QAService:
                             analyzer=ANALYZERS[settings.milvus_analyzer])
         return MilvusQAService(store, settings.index_dir, embedder, retrieval, index_config, batch_size,
                                analyzer=settings.milvus_analyzer)
+    background = serving and settings.embed_in_background
     return QAService(settings.index_dir, embedder, retrieval, index_config, batch_size,
-                     write_lock_timeout_s=settings.write_lock_timeout_s)
+                     write_lock_timeout_s=settings.write_lock_timeout_s, defer_vectors=background,
+                     background_vectors=background)

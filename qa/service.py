@@ -3,6 +3,12 @@
 The CLI and the web app both drive this class. Reads use an immutable snapshot (index + retriever) that a write
 replaces in one assignment, so a search running during an upload or delete sees either the old or the new index,
 never a mix.
+
+With `defer_vectors`, a change is saved (and searchable by keywords) before its passages are embedded; their
+vectors are filled in afterwards, chunk by chunk, each chunk a new version: by a background thread
+(`background_vectors`, what `qa serve` does) or by `complete_vectors` (what `qa index --wait` does). Until a passage
+has its vector it is ranked by keywords only. Every encoded batch is in the embedding cache at once, so a restart,
+even after `kill -9`, continues where it stopped.
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from embeddings import Embedder, EmbeddingCache, QueryEncoderStats
+import numpy as np
+
+from embeddings import Embedder, EmbeddingCache, QueryEncoderStats, encode_documents_cached
 from qa.errors import (
     DocumentNotFoundError,
     IndexCorruptError,
@@ -25,8 +33,14 @@ from qa.errors import (
     IndexWriteError,
     NoDocumentsError,
 )
-from qa.index.build import add_documents, build_index, dead_fraction, remove_documents
-from qa.index.locks import WriteLock
+from qa.index.build import (
+    add_documents,
+    add_vectors,
+    build_index,
+    dead_fraction,
+    remove_documents,
+)
+from qa.index.locks import EmbedLock, WriteLock
 from qa.index.segments import IndexConfig, IndexData, passage_index_text
 from qa.index.versions import live_version_name, load_index, open_cache, save_index
 from qa.ingest.reader import IngestReport, load_documents
@@ -55,12 +69,24 @@ _CHAR_TOKENIZERS = frozenset({"char", "char2", "char123"})
 
 # Past this share of deleted rows a change rebuilds the index from cached embeddings instead of adding a segment.
 COMPACT_DEAD_FRACTION = 0.5
+# Passages embedded between two saves of deferred vectors: each save writes the vector file, so not every batch.
+VECTOR_CHUNK = 256
+
+
+@dataclass(frozen=True, slots=True)
+class VectorProgress:
+    """Passages that have their vector, of all live passages (of the index, or of one document)."""
+
+    done: int
+    total: int
 
 
 @dataclass
 class _Snapshot:
     data: SearchIndex
     retriever: HybridRetriever
+    # Live rows without a vector yet, sorted (always empty on Milvus, whose writes embed at once).
+    pending: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     def index_text(self, passage: Passage) -> str:
         return passage_index_text(passage, self.data.documents.get(passage.doc_id))
@@ -84,6 +110,8 @@ class QAService:
         index_config: IndexConfig | None = None,
         batch_size: int = 32,
         write_lock_timeout_s: float = 30.0,
+        defer_vectors: bool = False,
+        background_vectors: bool = False,
     ):
         self.index_dir = Path(index_dir)
         self.embedder = embedder
@@ -96,6 +124,11 @@ class QAService:
         self._write_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._unloadable: str | None = None  # a live version that failed to load; not retried on every request
+        self.defer_vectors = defer_vectors
+        self.background_vectors = background_vectors
+        self._worker: threading.Thread | None = None
+        self._worker_lock = threading.Lock()
+        self._stop = threading.Event()
 
     # --- loading and building -----------------------------------------------------------------------------------
 
@@ -169,9 +202,13 @@ class QAService:
 
     def _publish(self, data: SearchIndex) -> None:
         snapshot = _Snapshot(data, HybridRetriever(data, self.embedder, self.retrieval))
+        if isinstance(data, IndexData):
+            snapshot.pending = data.pending_rows()
         # Computed here, by the writer, before the swap: otherwise the first searches after a change would wait on it.
         snapshot.weights  # noqa: B018
         self._snapshot = snapshot
+        if len(snapshot.pending) and self.background_vectors:
+            self._start_vector_worker()
 
     def load(self) -> None:
         """Load the saved index (raises IndexNotFoundError/IndexMismatchError/IndexCorruptError)."""
@@ -206,7 +243,7 @@ class QAService:
     def _rebuild(self, documents: list[Document], progress: Callable[[int], None] | None) -> IndexData:
         """A new index holding exactly `documents`, saved as the live version (not yet published)."""
         return self._save(lambda cache: build_index(documents, self.embedder, self.index_config, cache, progress,
-                                                    self.batch_size))
+                                                    self.batch_size, embed=not self.defer_vectors))
 
     def _apply(self, current: IndexData, add: list[Document], remove: list[str],
                progress: Callable[[int], None] | None = None) -> IndexData:
@@ -216,9 +253,11 @@ class QAService:
             data = remove_documents(current, remove) if remove else current
             if dead_fraction(data) > COMPACT_DEAD_FRACTION:
                 docs = [*data.documents.values(), *add]
-                return build_index(docs, self.embedder, self.index_config, cache, progress, self.batch_size)
+                return build_index(docs, self.embedder, self.index_config, cache, progress, self.batch_size,
+                                   embed=not self.defer_vectors)
             if add:
-                data = add_documents(data, add, self.embedder, cache, progress, self.batch_size)
+                data = add_documents(data, add, self.embedder, cache, progress, self.batch_size,
+                                     embed=not self.defer_vectors)
             return data
 
         return self._save(change)
@@ -281,6 +320,98 @@ class QAService:
             self.load()
         except IndexNotFoundError:
             self.index_paths(corpus, progress=progress)
+
+    # --- deferred vectors -----------------------------------------------------------------------------------------
+
+    def vector_progress(self, doc_id: str | None = None) -> VectorProgress:
+        """How many live passages (of `doc_id`, or of the index) have their vector."""
+        snapshot = self.snapshot
+        if doc_id is None:
+            total = snapshot.data.passage_count
+            return VectorProgress(total - len(snapshot.pending), total)
+        rows = snapshot.data.doc_rows.get(doc_id, ())
+        waiting = int(np.isin(np.asarray(rows, dtype=np.int64), snapshot.pending).sum()) if len(snapshot.pending) else 0
+        return VectorProgress(len(rows) - waiting, len(rows))
+
+    def fill_vectors(self, progress: Callable[[int], None] | None = None, chunk: int = VECTOR_CHUNK) -> int:
+        """Embed up to `chunk` passages that have no vector yet and save them as a new version; returns how many.
+
+        The encoding runs without the write lock (searches and other changes go on); only adding the vectors and
+        saving takes it, and it then adds them to the newest version, skipping passages deleted meanwhile.
+        """
+        snapshot = self.snapshot
+        data, pending = snapshot.data, snapshot.pending
+        if not len(pending) or not isinstance(data, IndexData):
+            return 0
+        # A trained vector index type learns its codes from its first add: give it every passage at once.
+        rows = pending if data.vectors.needs_training else pending[:chunk]
+        texts = [data.index_text(int(row)) for row in rows]
+        with open_cache(self.index_dir) as cache:
+            vectors = encode_documents_cached(self.embedder, texts, cache, batch_size=self.batch_size,
+                                              progress=progress)
+        with self._writing():
+            current = self.snapshot.data
+            still = np.intersect1d(rows, self.snapshot.pending)
+            if len(still):
+                chosen = vectors[np.searchsorted(rows, still)]
+                self._publish(self._save(lambda _cache: add_vectors(current, still, chosen)))
+        return len(rows)
+
+    def complete_vectors(self, progress: Callable[[int], None] | None = None) -> None:
+        """Embed every passage that has no vector yet, in this thread (`qa index --wait`, `qa ask`, `qa eval`)."""
+        while self.fill_vectors(progress):
+            pass
+
+    def _start_vector_worker(self) -> None:
+        with self._worker_lock:
+            if self._worker is None and not self._stop.is_set():
+                self._worker = threading.Thread(target=self._vector_worker, name="vector-worker", daemon=True)
+                self._worker.start()
+
+    def _vector_worker(self) -> None:
+        """Fill in vectors until none is missing; a failing embedder is retried with a growing pause.
+
+        One process embeds (the holder of the folder's embed lock); in the others this thread only waits and
+        follows the versions that process saves, taking over if it stops.
+        """
+        embed_lock = EmbedLock(self.index_dir)
+        try:
+            self._fill_while_pending(embed_lock)
+        finally:
+            embed_lock.release()
+            with self._worker_lock:
+                if self._worker is threading.current_thread():
+                    self._worker = None
+
+    def _fill_while_pending(self, embed_lock: EmbedLock) -> None:
+        pause = 1.0
+        while not self._stop.is_set():
+            try:
+                if not embed_lock.try_acquire():
+                    if self._stop.wait(2.0):
+                        return
+                    self.refresh()
+                elif self.fill_vectors():
+                    pause = 1.0
+                    continue
+            except Exception as e:  # noqa: BLE001 - an embedder or disk failure must not end the filling
+                logger.error("embedding passages in the background failed (%s); trying again in %.0f s", e, pause)
+                if self._stop.wait(pause):
+                    return
+                pause = min(pause * 2, 60.0)
+                continue
+            with self._worker_lock:
+                # Re-checked under the lock a publish takes to start a worker: no change is left unfilled.
+                if self._snapshot is None or not len(self._snapshot.pending):
+                    self._worker = None
+                    return
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the background vector worker (what it embedded is saved or cached; a restart continues)."""
+        self._stop.set()
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
 
     # --- reading ------------------------------------------------------------------------------------------------
 

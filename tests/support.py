@@ -31,9 +31,14 @@ _collections = itertools.count()
 
 
 def make_settings(index_dir: Path, **overrides) -> Settings:
-    """Test settings: hashing embedder, the sample corpus, no .env file, no API key unless given."""
+    """Test settings: hashing embedder, the sample corpus, no .env file, no API key unless given.
+
+    Uploads are embedded before they return (`embed_in_background` off), so a test can search them at once by any
+    mode; the tests of background embedding turn it on.
+    """
     values = {"index_dir": index_dir, "embedder": "hashing", "corpus": [CORPUS], "api_key": None,
-              "read_only": False, "llm_base_url": None, "cors_origins": [], **overrides}
+              "read_only": False, "llm_base_url": None, "cors_origins": [], "embed_in_background": False,
+              **overrides}
     return Settings(_env_file=None, **values)
 
 

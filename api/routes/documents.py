@@ -72,7 +72,8 @@ def _add(service: QAService, data: bytes, label: str, title: str | None, suffix:
     document = document_from_bytes(data, label, suffix, title=title)
     created = service.add_document(document)
     stored = service.document(document.doc_id)
-    return created, DocumentOut.from_document(stored, service.passage_count(stored.doc_id))
+    return created, DocumentOut.from_document(stored, service.passage_count(stored.doc_id),
+                                              service.vector_progress(stored.doc_id).done)
 
 
 async def _from_form(request: Request, settings: Settings) -> tuple[bytes, str, str | None]:
@@ -121,7 +122,8 @@ def get_document(
 ) -> DocumentDetail:
     """One document with its outline (sections with their offsets into the text)."""
     document = service.document(doc_id)
-    return DocumentDetail.from_document_detail(document, service.passage_count(doc_id), include_text)
+    return DocumentDetail.from_document_detail(document, service.passage_count(doc_id), include_text,
+                                               service.vector_progress(doc_id).done)
 
 
 @router.post(

@@ -23,6 +23,7 @@ def health(*, request: Request, settings: SettingsDep) -> Health | JSONResponse:
                       model=service.embedder.name if service else settings.embedder, read_only=settings.read_only,
                       error=str(error) if error else "index not loaded yet", pid=os.getpid())
         return JSONResponse(body.model_dump(), status_code=503)
+    vectors = service.vector_progress()
     return Health(status="ok", index_loaded=True, documents=len(service.documents()),
                   passages=service.passage_count(), model=service.embedder.name, read_only=settings.read_only,
-                  index_version=service.version or None, pid=os.getpid())
+                  passages_with_vectors=vectors.done, index_version=service.version or None, pid=os.getpid())

@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from embeddings import Embedder, EmbeddingCache, encode_documents_cached
+from embeddings import Embedder, EmbeddingCache, VectorIndex, encode_documents_cached
 from qa.index.bm25 import BM25Index, BM25Params, BM25Segment
 from qa.index.segments import IndexConfig, IndexData, Segment, cut_index_passages, is_title_block
 from qa.types import Document, Passage
@@ -80,6 +80,7 @@ def build_index(
     cache: EmbeddingCache | None = None,
     progress: Callable[[int], None] | None = None,
     batch_size: int = 32,
+    embed: bool = True,
 ) -> IndexData:
     """Cut passages, embed them (reusing cached vectors) and build the vector and keyword indexes.
 
@@ -90,6 +91,8 @@ def build_index(
         cache: embedding cache; unchanged passages cost nothing to re-embed.
         progress: called with the number of passages embedded after each batch.
         batch_size: passages per encoder call.
+        embed: False leaves the passages the cache does not hold without a vector (`pending_rows`): the index is
+            searchable by keywords at once and `add_vectors` fills them in later.
 
     Returns:
         The index in memory, one segment; `save_index` writes it.
@@ -99,9 +102,8 @@ def build_index(
     passages, texts = cut_index_passages(docs, config)
     if not passages:
         raise ValueError("the documents yield no passages to index")
-    vectors = encode_documents_cached(embedder, texts, cache, batch_size=batch_size, progress=progress)
     index = config.new_vector_index(embedder.dim)
-    index.add(np.arange(len(passages), dtype=np.int64), vectors)
+    _add_vectors_of(index, 0, texts, embedder, cache, progress, batch_size, embed)
     segments = _build_segments(0, docs, passages, texts, config.tokenizer)
     bm25 = BM25Index([s.bm25 for s in segments], BM25Params(tokenizer_name=config.tokenizer))
     return IndexData(tuple(segments), index, bm25, embedder.name, embedder.dim, config)
@@ -114,11 +116,13 @@ def add_documents(
     cache: EmbeddingCache | None = None,
     progress: Callable[[int], None] | None = None,
     batch_size: int = 32,
+    embed: bool = True,
 ) -> IndexData:
     """A new index holding `data` plus `documents` (ids not yet in `data`), built from their passages alone.
 
     The existing segments are shared, not copied; the vector index is copied and extended, so `data` stays
-    valid for readers. Small segments are merged when there are more than `MAX_SEGMENTS`.
+    valid for readers. Small segments are merged when there are more than `MAX_SEGMENTS`. With `embed` False,
+    new passages the cache does not hold are left without a vector, as in `build_index`.
 
     Raises:
         ValueError: a document is already indexed, or the documents yield no passages.
@@ -130,16 +134,37 @@ def add_documents(
     passages, texts = cut_index_passages(docs, data.config)
     if not passages:
         raise ValueError("the documents yield no passages to index")
-    vectors = encode_documents_cached(embedder, texts, cache, batch_size=batch_size, progress=progress)
     first_row = len(data.passages)
     new_segments = _build_segments(first_row, docs, passages, texts, data.config.tokenizer)
     index = data.vectors.copy()
-    index.add(np.arange(first_row, first_row + len(passages), dtype=np.int64), vectors)
+    _add_vectors_of(index, first_row, texts, embedder, cache, progress, batch_size, embed)
     bm25 = data.bm25
     for segment in new_segments:
         bm25 = bm25.with_segment(segment.bm25)
     segments, bm25, removed = _merge_small_segments((*data.segments, *new_segments), bm25, data.removed)
     return IndexData(segments, index, bm25, data.model_name, data.dim, data.config, removed)
+
+
+def _add_vectors_of(index: VectorIndex, first_row: int, texts: list[str], embedder: Embedder,
+                    cache: EmbeddingCache | None, progress: Callable[[int], None] | None, batch_size: int,
+                    embed: bool) -> None:
+    """Give rows first_row.. the vectors of `texts`: encoded (embed) or only those the cache already holds."""
+    rows = np.arange(first_row, first_row + len(texts), dtype=np.int64)
+    if embed:
+        index.add(rows, encode_documents_cached(embedder, texts, cache, batch_size=batch_size, progress=progress))
+        return
+    cached = cache.get_many(embedder.name, texts) if cache is not None else [None] * len(texts)
+    have = [i for i, v in enumerate(cached) if v is not None and v.shape == (embedder.dim,)]
+    # A trained index type (IVF, HNSW-SQ8) learns its codes from its first vectors: never from a few of them.
+    if have and (len(have) == len(texts) or len(index) or not index.needs_training):
+        index.add(rows[have], np.stack([cached[i] for i in have]).astype(np.float32))
+
+
+def add_vectors(data: IndexData, rows: np.ndarray, vectors: np.ndarray) -> IndexData:
+    """A new index with `vectors` for `rows` (rows without one: `IndexData.pending_rows`); `data` stays valid."""
+    index = data.vectors.copy()
+    index.add(np.asarray(rows, dtype=np.int64), vectors)
+    return IndexData(data.segments, index, data.bm25, data.model_name, data.dim, data.config, data.removed)
 
 
 def remove_documents(data: IndexData, doc_ids: Iterable[str]) -> IndexData:

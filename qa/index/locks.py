@@ -1,13 +1,15 @@
 """Who may change an index folder, across processes: one writer at a time, and `qa index` never beside a server.
 
-Two lock files in the index folder, both `flock` locks the kernel drops when their process dies (so a `kill -9`
-never leaves the folder locked):
+Lock files in the index folder, all `flock` locks the kernel drops when their process dies (so a `kill -9` never
+leaves the folder locked):
 
 - ``write.lock``, exclusive, held while a process writes a new version. Every serving process and `qa index` take
   it around a change; a second writer waits for it (up to a timeout) and then gets `IndexBusyError`.
 - ``serve.lock``, shared, held by every serving process (each `qa serve` worker) for its lifetime. `qa index` takes
   it exclusively for its run, so it is refused while a server serves the folder, and a server that starts meanwhile
   waits for it to finish.
+- ``embed.lock``, exclusive, held by the one process that embeds deferred passages in the background; the other
+  workers of a `qa serve --workers N` leave the embedding to it and pick up the versions it saves.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from qa.errors import IndexBusyError, IndexWriteError
 
 WRITE_LOCK = "write.lock"
 SERVE_LOCK = "serve.lock"
+EMBED_LOCK = "embed.lock"
 _POLL_S = 0.05
 
 logger = logging.getLogger(__name__)
@@ -144,6 +147,33 @@ class NotServed:
         return self
 
     def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class EmbedLock:
+    """The exclusive lock of the one process that embeds deferred passages (taken without waiting)."""
+
+    def __init__(self, index_dir: Path):
+        self.index_dir = Path(index_dir)
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        """True when this process holds it now (or already did); False when another process does."""
+        if self._fd is not None:
+            return True
+        fd = _open(self.index_dir, EMBED_LOCK)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)

@@ -186,6 +186,11 @@ class IndexData:
         """Top `n` rows by cosine to `vector`, within `doc_ids` when given."""
         return {int(i): float(s) for i, s in self.vectors.search(vector, n, allowed_ids=self._rows_of(doc_ids))[0]}
 
+    def pending_rows(self) -> np.ndarray:
+        """Live rows without a vector yet (sorted): found by keywords only until `build.add_vectors` gives them one."""
+        live = np.fromiter(self.live_rows(), dtype=np.int64)
+        return np.setdiff1d(live, self.vectors.ids()) if len(live) else live
+
     def live_rows(self) -> Iterator[int]:
         for rows in self.doc_rows.values():
             yield from rows

@@ -240,6 +240,7 @@ def _write_version(data: IndexData, folder: Path) -> dict[str, dict[str, str]]:
         "min_chars": data.config.chunking.min_chars,
         "documents": len(data.documents),
         "passages": data.passage_count,
+        "passages_without_vectors": len(data.pending_rows()),
         "rows": len(data.passages),
         "segments": [{"name": s.name, "first_row": s.first_row, "rows": len(s.passages)} for s in data.segments],
         "checksums": checksums,
@@ -421,7 +422,9 @@ def load_index(index_dir: Path, model_name: str, dim: int) -> IndexData:
         raise IndexMismatchError(str(e)) from e
     except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
         raise IndexCorruptError(f"index in {folder} cannot be read ({e}); rebuild with `qa index --rebuild`") from e
-    if len(vectors) != data.passage_count or sum(len(r) for r in data.doc_rows.values()) != data.passage_count:
+    # Passages added with their vectors deferred have none yet: the manifest says how many.
+    expected_vectors = data.passage_count - int(manifest.get("passages_without_vectors", 0))
+    if len(vectors) != expected_vectors or sum(len(r) for r in data.doc_rows.values()) != data.passage_count:
         raise IndexCorruptError(f"index in {folder} is inconsistent: {data.passage_count} live passages, "
                                 f"{len(vectors)} vectors; rebuild with `qa index --rebuild`")
     return data

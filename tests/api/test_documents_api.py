@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,23 @@ def test_path_traversal_filename_is_only_a_label(make_client, index_copy, tmp_pa
     assert not (index_copy.parent / "passwd.txt").exists()
     for root, _dirs, files in os.walk(index_copy):
         assert not any(f == "passwd.txt" for f in files), root
+
+
+def test_an_upload_is_searchable_at_once_and_its_vectors_follow(make_client):
+    """QA_EMBED_IN_BACKGROUND (the default of `qa serve`): the upload returns once its keyword index is saved."""
+    text = "\n".join(f"第{i}条：全区新建口袋公园{i}处，由住建局牵头，十月底前完工。" for i in range(1, 41))
+    with make_client(embed_in_background=True) as client:
+        created = client.post("/v1/documents", json={"title": "口袋公园建设", "text": text})
+        assert created.status_code == 201
+        doc = created.json()["document"]
+        assert 0 <= doc["passages_with_vectors"] <= doc["passage_count"]
+        found = client.post("/v1/search", json={"query": "全区新建口袋公园多少处", "mode": "bm25"}).json()
+        assert found["hits"][0]["doc_id"] == doc["id"]
+        deadline = time.monotonic() + 60
+        while client.get(f"/v1/documents/{doc['id']}").json()["passages_with_vectors"] < doc["passage_count"]:
+            assert time.monotonic() < deadline, "the background embedding did not finish"
+            time.sleep(0.05)
+        health = client.get("/health").json()
+        assert health["passages_with_vectors"] == health["passages"]
+        dense = client.post("/v1/search", json={"query": "住建局牵头的口袋公园", "mode": "dense", "top_k": 20}).json()
+        assert any(hit["doc_id"] == doc["id"] for hit in dense["hits"])
