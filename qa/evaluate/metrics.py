@@ -1,35 +1,77 @@
 """Pure retrieval metrics, following the dev set's rules (``/work/shared/eval/README.md``).
 
 A ranked passage *hits* a question when it contains one of the question's evidence strings after
-:func:`qa.text.evidence_norm` (NFKC, all whitespace removed) on both sides. Ranks are 1-based; ``None``
+:func:`qa.text.evidence_norm` (NFKC, all whitespace removed) on both sides and, when the question names its
+documents, comes from one of them (:func:`same_document`; the CMRC trial set's rule). Ranks are 1-based; ``None``
 means no hit in the ranked list.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from collections.abc import Sequence
 
 from qa.text import evidence_norm
 
-__all__ = ["first_hit_rank", "hit_at_k", "mrr_at_k", "percentile"]
+__all__ = ["contains_evidence", "first_hit_rank", "hit_at_k", "mrr_at_k", "percentile", "same_document"]
 
 
-def first_hit_rank(ranked_texts: Sequence[str], evidence: Sequence[str]) -> int | None:
+def first_hit_rank(ranked_texts: Sequence[str], evidence: Sequence[str],
+                   in_doc: Sequence[bool] | None = None) -> int | None:
     """Return the 1-based rank of the first passage containing any evidence string, or None.
 
     Args:
         ranked_texts: passage texts, best first.
         evidence: evidence strings; any one is enough. Empty (unanswerable) -> None.
+        in_doc: per passage, whether it comes from one of the question's documents; a passage from another
+            document never hits. None: any document may hit.
     """
-    needles = [n for n in (evidence_norm(e) for e in evidence) if n]
+    needles = _needles(evidence)
     if not needles:
         return None
+    if in_doc is not None and len(in_doc) != len(ranked_texts):
+        raise ValueError(f"in_doc has {len(in_doc)} entries for {len(ranked_texts)} passages; need one per passage")
     for rank, text in enumerate(ranked_texts, start=1):
+        if in_doc is not None and not in_doc[rank - 1]:
+            continue
         haystack = evidence_norm(text)
         if any(n in haystack for n in needles):
             return rank
     return None
+
+
+def contains_evidence(text: str, evidence: Sequence[str]) -> bool:
+    """Whether ``text`` (e.g. the answer a user reads) contains any evidence string, normalised as for hits."""
+    haystack = evidence_norm(text)
+    return any(n in haystack for n in _needles(evidence))
+
+
+def same_document(wanted: str, source: str) -> bool:
+    """Whether the file name a question gives (``wanted``) names the document read from ``source``.
+
+    Both are compared by their last path part (Unicode NFC); a name without an extension also matches the file
+    name without its extension (``TRIAL_800`` names ``corpus/TRIAL_800.txt``, and ``TRIAL_800.txt`` a document
+    whose source is ``TRIAL_800``). Different extensions do not match.
+    """
+    a, b = _file_name(wanted), _file_name(source)
+    if not a or not b:
+        return False
+    return a == b or ("." not in a and a == _stem(b)) or ("." not in b and b == _stem(a))
+
+
+def _needles(evidence: Sequence[str]) -> list[str]:
+    return [n for n in (evidence_norm(e) for e in evidence) if n]
+
+
+def _file_name(path: str) -> str:
+    return unicodedata.normalize("NFC", re.split(r"[\\/]", path.strip())[-1])
+
+
+def _stem(name: str) -> str:
+    head, dot, _ = name.rpartition(".")
+    return head if dot and head else name
 
 
 def hit_at_k(ranks: Sequence[int | None], k: int) -> float:

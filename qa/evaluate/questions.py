@@ -1,8 +1,10 @@
 """Question sets to evaluate on: dev-set JSON Lines and BEIR folders.
 
-Question files are JSON Lines in the dev-set format (`id`, `question`, `evidence`, `type`, ...): a passage hits
-when it contains an evidence string after NFKC + whitespace removal. BEIR folders (corpus.jsonl, queries.jsonl,
-qrels/*.tsv) are read too: there a passage hits when its document is relevant.
+Question files are JSON Lines in the dev-set format (`id`, `question`, `doc`, `docs`, `evidence`, `type`, ...),
+which the CMRC 2018 trial set (`shared/eval/cmrc2018_trial/`) shares: a passage hits when it comes from the
+question's document (`doc`, or one of `docs`, by file name) and contains an evidence string after NFKC + whitespace
+removal. BEIR folders (corpus.jsonl, queries.jsonl, qrels/*.tsv) are read too: there a passage hits when its
+document is relevant.
 """
 
 from __future__ import annotations
@@ -23,13 +25,18 @@ class EvalInputError(QAError):
 
 @dataclass(frozen=True, slots=True)
 class Question:
-    """One evaluation question. `relevant_docs` is set for BEIR questions, `evidence` for dev-set ones."""
+    """One evaluation question. `relevant_docs` is set for BEIR questions, `evidence` for dev-set ones.
+
+    `docs` holds the file names of the documents that answer a dev-set question (its `doc`, or its `docs` for
+    multi-doc questions); empty when the file names none, and then any document may hit.
+    """
 
     qid: str
     question: str
     type: str = "factoid"
     evidence: tuple[str, ...] = ()
     relevant_docs: frozenset[str] = frozenset()
+    docs: tuple[str, ...] = ()
 
     @property
     def answerable(self) -> bool:
@@ -57,8 +64,15 @@ def load_questions(path: Path) -> list[Question]:
         evidence = row.get("evidence") or []
         if not isinstance(evidence, list) or not all(isinstance(e, str) for e in evidence):
             raise EvalInputError(f"{path}:{number}: \"evidence\" must be a list of strings")
+        docs = row.get("docs") or []
+        if not isinstance(docs, list) or not all(isinstance(d, str) and d.strip() for d in docs):
+            raise EvalInputError(f"{path}:{number}: \"docs\" must be a list of file names")
+        doc = row.get("doc")
+        if doc is not None and not (isinstance(doc, str) and doc.strip()):
+            raise EvalInputError(f"{path}:{number}: \"doc\" must be a file name or null")
+        named = tuple(dict.fromkeys(d.strip() for d in ([doc] if doc else []) + docs))
         qtype = row.get("type") or ("factoid" if evidence else UNANSWERABLE)
-        questions.append(Question(str(row.get("id", number)), row["question"], qtype, tuple(evidence)))
+        questions.append(Question(str(row.get("id", number)), row["question"], qtype, tuple(evidence), docs=named))
     if not questions:
         raise EvalInputError(f"{path}: holds no questions")
     return questions

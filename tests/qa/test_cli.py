@@ -12,8 +12,8 @@ import pytest
 
 from qa.cli import main
 
-SUMMARY_KEYS = {"n", "n_answerable", "hit@1", "hit@3", "hit@5", "mrr@10", "unanswerable", "answerable_flagged",
-                "by_type", "latency_ms"}
+SUMMARY_KEYS = {"n", "n_answerable", "hit@1", "hit@3", "hit@5", "mrr@10", "unanswerable", "answer_contains_evidence",
+                "wrongly_unanswerable", "answerable_flagged", "by_type", "latency_ms"}
 HIT_KEYS = {"rank", "score", "dense_score", "keyword_score", "passage_id", "doc_id", "doc_title", "section_path",
             "paragraph_index", "char_start", "char_end", "page", "text", "answer_span"}
 DEV_SET = Path("/work/shared/eval/dev.jsonl")

@@ -13,8 +13,10 @@ from qa.evaluate.run import EvalReport, QuestionResult, evaluate, summarize
 from qa.types import Answer, Hit, Passage
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SUMMARY_KEYS = {"n", "n_answerable", "hit@1", "hit@3", "hit@5", "mrr@10", "unanswerable", "answerable_flagged",
-                "by_type", "latency_ms"}
+SUMMARY_KEYS = {"n", "n_answerable", "hit@1", "hit@3", "hit@5", "mrr@10", "unanswerable", "answer_contains_evidence",
+                "wrongly_unanswerable", "answerable_flagged", "by_type", "latency_ms"}
+TYPE_KEYS = {"n", "hit@1", "hit@3", "hit@5", "mrr@10", "answer_contains_evidence", "wrongly_unanswerable"}
+CMRC_MINI = Path(__file__).resolve().parents[2] / "data" / "cmrc_mini"
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
@@ -23,10 +25,11 @@ def write_jsonl(path: Path, rows: list) -> Path:
     return path
 
 
-def result(qtype: str, rank: int | None, said_answerable: bool, latency: float, evidence=("证据",)) -> QuestionResult:
+def result(qtype: str, rank: int | None, said_answerable: bool, latency: float, evidence=("证据",),
+           answer: str = "答案") -> QuestionResult:
     question = Question(f"q-{qtype}-{rank}-{latency}", f"问题{latency}", qtype,
                         tuple(evidence) if qtype != "unanswerable" else ())
-    return QuestionResult(question, rank, said_answerable, "答案", ("第一段",), latency)
+    return QuestionResult(question, rank, said_answerable, answer, ("第一段",), latency)
 
 
 # --- load_questions -------------------------------------------------------------------------------------------------
@@ -50,6 +53,35 @@ def test_load_questions_accepts_a_utf8_bom(tmp_path: Path):
     path = tmp_path / "bom.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"question": "问题"}, ensure_ascii=False).encode("utf-8") + b"\n")
     assert [q.question for q in load_questions(path)] == ["问题"]
+
+
+def test_load_questions_reads_the_documents_a_question_names(tmp_path: Path):
+    path = write_jsonl(tmp_path / "q.jsonl", [
+        {"id": "d1", "question": "一", "doc": "000_a.txt", "evidence": ["甲"], "type": "when"},
+        {"id": "d2", "question": "二", "doc": None, "docs": ["001_b.txt", "002_c.txt"], "evidence": ["乙"],
+         "type": "multi-doc"},
+        {"id": "d3", "question": "三", "doc": None, "evidence": [], "type": "unanswerable"},
+        {"id": "d4", "question": "四", "evidence": ["丁"]},
+    ])
+    assert [q.docs for q in load_questions(path)] == [("000_a.txt",), ("001_b.txt", "002_c.txt"), (), ()]
+
+
+def test_load_questions_of_the_cmrc_format():
+    questions = load_questions(CMRC_MINI / "questions.jsonl")
+    assert [q.qid for q in questions][:2] == ["TRIAL_1_QUERY_0", "TRIAL_1_QUERY_1"]
+    assert all(q.answerable and q.type == "factoid" and len(q.docs) == 1 for q in questions)
+    assert questions[0].docs == ("TRIAL_1.txt",)
+    assert questions[0].evidence == ("2008年", "2008")  # the distinct gold answers
+    for q in questions:  # each names a corpus file that holds one of its answers
+        text = (CMRC_MINI / "corpus" / q.docs[0]).read_text(encoding="utf-8")
+        assert any(e in text for e in q.evidence)
+
+
+@pytest.mark.parametrize(("field", "value"), [("doc", 5), ("doc", ""), ("docs", "a.txt"), ("docs", ["a.txt", 3])])
+def test_bad_document_names_are_rejected(tmp_path: Path, field, value):
+    path = write_jsonl(tmp_path / "q.jsonl", [{"question": "问题", "evidence": ["甲"], field: value}])
+    with pytest.raises(EvalInputError, match=f"{field}"):
+        load_questions(path)
 
 
 def test_load_questions_of_the_tiny_eval_file(tiny_eval_path: Path, passage_with):
@@ -120,7 +152,7 @@ def test_summary_has_exactly_the_documented_keys(hand_results):
     assert set(summary["latency_ms"]) == {"p50", "p95"}
     assert set(summary["by_type"]) == {"factoid", "numeric"}  # unanswerable questions have no retrieval metrics
     for values in summary["by_type"].values():
-        assert set(values) == {"n", "hit@1", "hit@5", "mrr@10"}
+        assert set(values) == TYPE_KEYS
     json.dumps(summary)  # printable by `qa eval --json`
 
 
@@ -133,12 +165,15 @@ def test_summary_metric_values_computed_by_hand(hand_results):
     assert s["hit@5"] == pytest.approx(3 / 5, abs=1e-4)      # rank 6 is outside
     assert s["mrr@10"] == pytest.approx((1 + 1 / 3 + 1 / 2 + 1 / 6 + 0) / 5, abs=1e-4)  # = 0.4
     assert s["unanswerable"] == {"n": 2, "flagged": pytest.approx(0.5)}
-    assert s["answerable_flagged"] == pytest.approx(2 / 5, abs=1e-4)  # factoid/None and numeric/6 said 不知道
+    assert s["wrongly_unanswerable"] == pytest.approx(2 / 5, abs=1e-4)  # factoid/None and numeric/6 said 不知道
+    assert s["answerable_flagged"] == s["wrongly_unanswerable"]  # the old name of the same figure
     factoid, numeric = s["by_type"]["factoid"], s["by_type"]["numeric"]
     assert factoid["n"] == 3
     assert factoid["hit@1"] == pytest.approx(1 / 3, abs=1e-4)
     assert factoid["hit@5"] == pytest.approx(2 / 3, abs=1e-4)
     assert factoid["mrr@10"] == pytest.approx((1 + 1 / 3) / 3, abs=1e-4)
+    assert factoid["wrongly_unanswerable"] == pytest.approx(1 / 3, abs=1e-4)
+    assert numeric["wrongly_unanswerable"] == pytest.approx(1 / 2, abs=1e-4)
     assert numeric["n"] == 2
     assert numeric["hit@1"] == 0.0
     assert numeric["hit@5"] == pytest.approx(1 / 2, abs=1e-4)
@@ -161,7 +196,8 @@ def test_summary_without_unanswerable_or_answerable_questions():
     only_unanswerable = summarize([result("unanswerable", None, False, 5.0)])
     assert only_unanswerable["n_answerable"] == 0
     assert only_unanswerable["hit@1"] == only_unanswerable["mrr@10"] == 0.0
-    assert only_unanswerable["answerable_flagged"] == 0.0
+    assert only_unanswerable["answerable_flagged"] == only_unanswerable["wrongly_unanswerable"] == 0.0
+    assert only_unanswerable["answer_contains_evidence"] is None
     assert only_unanswerable["by_type"] == {}
     assert only_unanswerable["unanswerable"]["flagged"] == 1.0
 
@@ -201,6 +237,61 @@ def test_evaluate_maps_index_doc_ids_back_to_beir_ids():
     mapping = {"idx-1": "c1", "idx-2": "c2"}
     report = evaluate(lambda q: answer, questions, "bm25", doc_id_of=mapping.get)
     assert report.results[0].rank == 2
+
+
+SOURCES = {"idx-a": "/corpus/TRIAL_1.txt", "idx-b": "/corpus/TRIAL_2.txt", "idx-c": "/corpus/TRIAL_3.txt"}
+
+
+def test_a_passage_with_the_evidence_from_another_document_is_no_hit():
+    questions = [Question("q1", "哪一年", "factoid", ("2008年",), docs=("TRIAL_2.txt",)),
+                 Question("q2", "哪一年", "factoid", ("2008年",), docs=("TRIAL_3",)),  # no extension: still matched
+                 Question("q3", "哪一年", "factoid", ("2008年",))]  # names no document: any passage may hit
+    answer = Answer("哪一年", "答", True, (hit("2008年上线", "idx-a"), hit("无关", "idx-b"), hit("2008年大增", "idx-b"),
+                                       hit("2008年，锡兰", "idx-c")))
+    report = evaluate(lambda q: answer, questions, "hybrid", doc_id_of=SOURCES.get)
+    assert [r.rank for r in report.results] == [3, 4, 1]
+    # Without a way to name documents (library callers of the old signature) only the evidence counts.
+    assert [r.rank for r in evaluate(lambda q: answer, questions, "hybrid").results] == [1, 1, 1]
+
+
+def test_multi_doc_question_hits_in_any_listed_document():
+    question = Question("m", "哪些", "multi-doc", ("放管服",), docs=("TRIAL_2.txt", "TRIAL_3.txt"))
+    answer = Answer("哪些", "答", True, (hit("放管服改革", "idx-a"), hit("深化放管服", "idx-c")))
+    assert evaluate(lambda q: answer, [question], "bm25", doc_id_of=SOURCES.get).results[0].rank == 2
+    unknown = Answer("哪些", "答", True, (hit("放管服改革", "idx-unknown"),))  # a document the mapping lacks
+    assert evaluate(lambda q: unknown, [question], "bm25", doc_id_of=SOURCES.get).results[0].rank is None
+
+
+def test_answer_contains_evidence_and_wrongly_unanswerable_per_type():
+    questions = [Question("1", "甲", "factoid", ("56.7亿元",)), Question("2", "乙", "factoid", ("320座",)),
+                 Question("3", "丙", "when", ("11月1日",)), Question("4", "丁", "when", ("5月31日",)),
+                 Question("5", "戊", "unanswerable", ())]
+    passage = (hit("生产总值完成56.7亿元，大棚320座，11月1日至5月31日"),)
+    replies = {
+        "甲": Answer("甲", "地区生产总值完成 56.7亿元。", True, passage),   # found and said (whitespace ignored)
+        "乙": Answer("乙", "清河镇发展了大棚。", True, passage),           # found, but the answer misses it
+        "丙": Answer("丙", "防火期为１１月1日至次年。", True, passage),     # full-width digits: NFKC
+        "丁": Answer("丁", "不知道：文档中没有给出具体时间。", False, passage),  # wrongly unanswerable
+        "戊": Answer("戊", "不知道：文档中没有相关内容。", False, passage),
+    }
+    s = evaluate(lambda q: replies[q], questions, "hybrid").summary
+    assert s["answer_contains_evidence"] == pytest.approx(2 / 4)
+    assert s["wrongly_unanswerable"] == s["answerable_flagged"] == pytest.approx(1 / 4)
+    assert s["by_type"]["factoid"]["answer_contains_evidence"] == pytest.approx(1 / 2)
+    assert s["by_type"]["factoid"]["wrongly_unanswerable"] == 0.0
+    assert s["by_type"]["when"]["answer_contains_evidence"] == pytest.approx(1 / 2)
+    assert s["by_type"]["when"]["wrongly_unanswerable"] == pytest.approx(1 / 2)
+    assert "unanswerable" not in s["by_type"]
+    assert s["unanswerable"] == {"n": 1, "flagged": 1.0}
+
+
+def test_answer_contains_evidence_is_none_without_evidence_strings():
+    questions = [Question("q1", "问题", "beir", (), frozenset({"c1"}))]
+    s = evaluate(lambda q: Answer(q, "答", True, (hit("甲", "c1"),)), questions, "dense").summary
+    assert s["hit@1"] == 1.0
+    assert s["answer_contains_evidence"] is None
+    assert s["by_type"]["beir"]["answer_contains_evidence"] is None
+    json.dumps(s)
 
 
 # --- load_beir ------------------------------------------------------------------------------------------------------
@@ -280,13 +371,18 @@ def test_write_report_creates_markdown_and_png(tmp_path: Path, hand_results):
     markdown = path.read_text(encoding="utf-8")
     assert "tiny_eval.jsonl" in markdown
     assert "hit_at_k.png" in markdown
-    table_rows = [line for line in markdown.splitlines() if line.startswith(("| hybrid |", "| bm25 |"))]
+    table_rows = [line for line in markdown.splitlines() if line.startswith(("| hybrid | 7 |", "| bm25 | 2 |"))]
     assert len(table_rows) == 2
-    assert "| hybrid | 7 |" in markdown
+    # mode, n, hit@1, hit@3, hit@5, MRR@10, answer holds evidence, wrongly unanswerable, unanswerable flagged, p50
+    assert table_rows[0] == "| hybrid | 7 | 0.200 | 0.600 | 0.600 | 0.400 | 0.000 | 0.400 | 0.500 | 40.0 |"
     # The missed answerable questions are listed for reading.
     missed = [r for r in hand_results if r.question.answerable and r.rank != 1]
     for r in missed:
         assert r.question.question in markdown
+    assert "answer holds evidence" in markdown and "wrongly unanswerable" in markdown
+    # One row per mode and answerable type in the per-type table, with both new figures.
+    assert "| hybrid | factoid | 3 | 0.333 | 0.667 | 0.667 | 0.444 | 0.000 | 0.333 |" in markdown
+    assert "| bm25 | factoid | 2 |" in markdown
     png = folder / "hit_at_k.png"
     data = png.read_bytes()
     assert len(data) > 1000

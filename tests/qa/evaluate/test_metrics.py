@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from qa.evaluate.metrics import first_hit_rank, hit_at_k, mrr_at_k, percentile
+from qa.evaluate.metrics import (
+    contains_evidence,
+    first_hit_rank,
+    hit_at_k,
+    mrr_at_k,
+    percentile,
+    same_document,
+)
 
 
 def test_first_hit_rank_normalises_both_sides() -> None:
@@ -20,6 +27,44 @@ def test_first_hit_rank_any_evidence_and_misses() -> None:
     assert first_hit_rank(passages, []) is None
     assert first_hit_rank(passages, ["  "]) is None  # blank evidence never hits everything
     assert first_hit_rank([], ["甲"]) is None
+
+
+def test_first_hit_rank_skips_passages_from_other_documents() -> None:
+    passages = ["2008年上线", "其他内容", "袋鼠2008年大增"]
+    assert first_hit_rank(passages, ["2008年"]) == 1
+    assert first_hit_rank(passages, ["2008年"], in_doc=[False, True, True]) == 3
+    assert first_hit_rank(passages, ["2008年"], in_doc=[False, True, False]) is None
+    with pytest.raises(ValueError, match="one per passage"):
+        first_hit_rank(passages, ["2008年"], in_doc=[True])
+
+
+def test_contains_evidence_normalises_like_the_hit_rule() -> None:
+    assert contains_evidence("答：确诊病例 12\n个。", ["确诊病例12个"])
+    assert contains_evidence("ＡＢＣ２０２３年", ["ABC2023年", "不在"])
+    assert not contains_evidence("不知道：文档中没有相关内容。", ["相关内容在此"])
+    assert not contains_evidence("任何文字", [])
+    assert not contains_evidence("任何文字", ["  "])
+
+
+@pytest.mark.parametrize(("wanted", "source", "same"), [
+    ("TRIAL_800.txt", "/data/corpus/TRIAL_800.txt", True),
+    ("TRIAL_800", "/data/corpus/TRIAL_800.txt", True),          # question without the extension
+    ("TRIAL_800.txt", "TRIAL_800", True),                       # source without it (BEIR-style ids)
+    ("corpus/TRIAL_800.txt", "C:\\docs\\TRIAL_800.txt", True),  # only the last path part counts
+    ("TRIAL_800.txt", "/data/corpus/TRIAL_8000.txt", False),
+    ("TRIAL_800.txt", "/data/corpus/TRIAL_800.md", False),      # another file with the same stem
+    ("TRIAL_80", "/data/corpus/TRIAL_800.txt", False),
+    ("", "/data/corpus/TRIAL_800.txt", False),
+])
+def test_same_document(wanted: str, source: str, same: bool) -> None:
+    assert same_document(wanted, source) is same
+
+
+def test_same_document_compares_unicode_nfc() -> None:
+    import unicodedata
+
+    name = "報告é.txt"
+    assert same_document(unicodedata.normalize("NFD", name), f"/x/{unicodedata.normalize('NFC', name)}")
 
 
 def test_hit_at_k_and_mrr() -> None:
