@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 from qa.errors import QAError
@@ -173,34 +172,81 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from qa.evaluate.questions import load_beir, load_questions
-    from qa.evaluate.report import write_report
-    from qa.evaluate.run import evaluate
-    from qa.factory import service_from_settings
-    from qa.ingest.document import document_from_text
+    from qa.evaluate.questions import EvalInputError, load_beir, load_questions
+    from qa.evaluate.scratch import check_corpus, default_cache_dir, scratch_index_dir
 
     settings = _settings(args)
     source = Path(args.questions)
-    modes = ["hybrid", "dense", "bm25"] if args.mode == "all" else [args.mode or settings.default_mode]
-    doc_id_of = None
+    cache_dir = None if args.no_embedding_cache else Path(args.embedding_cache or default_cache_dir())
     if source.is_dir():
+        if args.corpus:
+            raise EvalInputError(f"{source} is a BEIR folder, which holds its own corpus; drop --corpus")
         corpus, questions = load_beir(source, args.split)
-        workdir = tempfile.TemporaryDirectory(prefix="qa-beir-")
-        service = service_from_settings(settings.model_copy(update={"index_dir": Path(workdir.name)}))
-        docs, beir_id = [], {}
-        for row in corpus:
-            text = "\n".join(part for part in (row.get("title"), row.get("text")) if part)
-            if not text.strip():
-                continue
-            doc = document_from_text(text, source=str(row["_id"]), title=row.get("title") or None)
-            beir_id.setdefault(doc.doc_id, str(row["_id"]))
-            docs.append(doc)
-        service.index_documents(docs)
-        doc_id_of = beir_id.get
-    else:
-        questions = load_questions(source)
-        service = _open_service(settings)
+        with scratch_index_dir(cache_dir, _warn) as index_dir:
+            return _eval_beir(args, _scratch_settings(settings, index_dir), source, corpus, questions)
+    questions = load_questions(source)
+    if args.corpus:
+        corpus_dir = Path(args.corpus)
+        check_corpus(corpus_dir)
+        with scratch_index_dir(cache_dir, _warn) as index_dir:
+            scratch = _scratch_settings(settings, index_dir)
+            return _eval_questions(args, scratch, _build_eval_index(scratch, corpus_dir, args.quiet), source,
+                                   questions)
+    return _eval_questions(args, settings, _open_service(settings), source, questions)
 
+
+def _scratch_settings(settings, index_dir: Path):
+    # The throw-away index is always the embedded one: never rebuild a configured Milvus collection for an eval run.
+    return settings.model_copy(update={"index_dir": index_dir, "backend": "faiss"})
+
+
+def _build_eval_index(settings, corpus_dir: Path, quiet: bool):
+    from tqdm import tqdm
+
+    from qa.factory import service_from_settings
+
+    service = service_from_settings(settings)
+    with tqdm(desc=f"embedding {corpus_dir}", unit="passage", file=sys.stderr, disable=quiet) as bar:
+        result = service.index_paths([corpus_dir], rebuild=True, progress=bar.update)
+    for failure in result.failures:
+        _warn(f"skipped {failure}")
+    return service
+
+
+def _eval_questions(args: argparse.Namespace, settings, service, source: Path, questions) -> int:
+    from qa.evaluate.metrics import same_document
+
+    sources = {doc.doc_id: doc.source for doc in service.documents()}
+    named = sorted({d for q in questions for d in q.docs})
+    unknown = [d for d in named if not any(same_document(d, s) for s in sources.values())]
+    if unknown:
+        _warn(f"{len(unknown)} of {len(named)} documents named by the questions are not in the index "
+              f"(e.g. {unknown[0]}); their questions cannot hit")
+    return _run_eval(args, settings, service, source, questions, sources.get)
+
+
+def _eval_beir(args: argparse.Namespace, settings, source: Path, corpus: list[dict], questions) -> int:
+    from qa.factory import service_from_settings
+    from qa.ingest.document import document_from_text
+
+    service = service_from_settings(settings)
+    docs, beir_id = [], {}
+    for row in corpus:
+        text = "\n".join(part for part in (row.get("title"), row.get("text")) if part)
+        if not text.strip():
+            continue
+        doc = document_from_text(text, source=str(row["_id"]), title=row.get("title") or None)
+        beir_id.setdefault(doc.doc_id, str(row["_id"]))
+        docs.append(doc)
+    service.index_documents(docs)
+    return _run_eval(args, settings, service, source, questions, beir_id.get)
+
+
+def _run_eval(args: argparse.Namespace, settings, service, source: Path, questions, doc_id_of) -> int:
+    from qa.evaluate.report import write_report
+    from qa.evaluate.run import evaluate
+
+    modes = ["hybrid", "dense", "bm25"] if args.mode == "all" else [args.mode or settings.default_mode]
     reports = [evaluate(lambda q, mode=mode: service.ask(q, top_k=args.top_k, mode=mode), questions, mode, doc_id_of)
                for mode in modes]
     if args.report:
@@ -212,12 +258,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
         else:
             _print_json({r.mode: r.summary for r in reports})
         return EXIT_OK
+    print(_format_eval_table(reports))
+    return EXIT_OK
+
+
+def _format_eval_table(reports) -> str:
+    """The figures of `qa eval` as a text table: one `all` row per mode, then one row per question type."""
+
+    def share(value) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    header = ("mode", "type", "n", "hit@1", "hit@3", "hit@5", "mrr@10", "answer_contains_evidence",
+              "wrongly_unanswerable", "unanswerable_flagged", "p50_ms")
+    rows = []
     for r in reports:
         s = r.summary
-        print(f"{r.mode:7s} n={s['n']} hit@1={s['hit@1']:.3f} hit@3={s['hit@3']:.3f} hit@5={s['hit@5']:.3f} "
-              f"mrr@10={s['mrr@10']:.3f} unanswerable_flagged={s['unanswerable']['flagged']:.3f} "
-              f"answerable_flagged={s['answerable_flagged']:.3f} p50={s['latency_ms']['p50']:.1f}ms")
-    return EXIT_OK
+        rows.append((r.mode, "all", str(s["n"]), share(s["hit@1"]), share(s["hit@3"]), share(s["hit@5"]),
+                     share(s["mrr@10"]), share(s["answer_contains_evidence"]), share(s["wrongly_unanswerable"]),
+                     share(s["unanswerable"]["flagged"]) if s["unanswerable"]["n"] else "-",
+                     f"{s['latency_ms']['p50']:.1f}"))
+        for qtype, t in s["by_type"].items():
+            rows.append((r.mode, qtype, str(t["n"]), share(t["hit@1"]), share(t["hit@3"]), share(t["hit@5"]),
+                         share(t["mrr@10"]), share(t["answer_contains_evidence"]), share(t["wrongly_unanswerable"]),
+                         "-", "-"))
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in
+                               enumerate(zip(row, widths, strict=True))).rstrip() for row in (header, *rows))
 
 
 # --- serve ----------------------------------------------------------------------------------------------------------
@@ -284,13 +350,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the answer and passages as JSON")
     p.set_defaults(func=cmd_ask)
 
-    p = sub.add_parser("eval", help="score retrieval on a question file (dev-set JSONL) or a BEIR folder")
+    p = sub.add_parser("eval", help="score retrieval and answers on a question file (dev-set JSONL) or a BEIR folder")
     p.add_argument("questions", help="questions .jsonl, or a BEIR folder with corpus.jsonl, queries.jsonl, qrels/")
+    p.add_argument("--corpus", metavar="DIR", help="evaluate on a temporary index of the documents in DIR (removed "
+                   "afterwards) instead of the index in --index-dir")
+    p.add_argument("--embedding-cache", metavar="DIR", help="where --corpus and BEIR runs keep embeddings between "
+                   "runs (embeddings.sqlite; default $XDG_CACHE_HOME/zhqa or ~/.cache/zhqa; an index folder works too)")
+    p.add_argument("--no-embedding-cache", action="store_true", help="embed everything afresh, keep nothing")
     p.add_argument("--top-k", type=_top_k, default=10, help="passages retrieved per question (default 10)")
     p.add_argument("--mode", choices=["hybrid", "dense", "bm25", "all"], help="retrieval mode (default hybrid)")
     p.add_argument("--split", default="test", help="BEIR qrels split (default test)")
     p.add_argument("--json", action="store_true", help="print exactly one JSON object with the metrics")
     p.add_argument("--report", metavar="DIR", help="write report.md and hit_at_k.png into DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bar while --corpus is embedded")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("serve", help="run the HTTP API and chat page")

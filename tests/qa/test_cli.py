@@ -17,8 +17,17 @@ SUMMARY_KEYS = {"n", "n_answerable", "hit@1", "hit@3", "hit@5", "mrr@10", "unans
 HIT_KEYS = {"rank", "score", "dense_score", "keyword_score", "passage_id", "doc_id", "doc_title", "section_path",
             "paragraph_index", "char_start", "char_end", "page", "text", "answer_span"}
 DEV_SET = Path("/work/shared/eval/dev.jsonl")
+CMRC_MINI = Path(__file__).resolve().parents[1] / "data" / "cmrc_mini"
 
 pytestmark = pytest.mark.usefixtures("qa_env")
+
+
+@pytest.fixture(autouse=True)
+def user_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The user's cache folder, where `qa eval --corpus` keeps embeddings by default: a fresh one per test."""
+    folder = tmp_path / "user-cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(folder))
+    return folder
 
 
 def assert_one_line_error(code: int, out: str, err: str) -> str:
@@ -255,7 +264,11 @@ def test_eval_json_prints_exactly_one_summary_object(run_cli, tiny_cli_index, ti
     # questions (an `X` placeholder figure, an off-topic question) are flagged.
     assert summary["hit@5"] == 1.0
     assert summary["unanswerable"]["flagged"] == 1.0
-    assert summary["answerable_flagged"] == 0.0
+    assert summary["wrongly_unanswerable"] == summary["answerable_flagged"] == 0.0
+    # The tiny answers are the sentences holding the evidence; the JSON gives it overall and per type.
+    assert summary["answer_contains_evidence"] == 1.0
+    assert all(t["answer_contains_evidence"] == 1.0 and t["wrongly_unanswerable"] == 0.0
+               for t in summary["by_type"].values())
 
 
 def test_eval_all_modes_writes_the_report(run_cli, tiny_cli_index, tiny_eval_path, tmp_path):
@@ -273,11 +286,15 @@ def test_eval_all_modes_writes_the_report(run_cli, tiny_cli_index, tiny_eval_pat
     assert "report.md" in err
 
 
-def test_eval_text_output_has_one_line_per_mode(run_cli, tiny_cli_index, tiny_eval_path):
+def test_eval_text_output_is_a_table_with_a_row_per_mode_and_type(run_cli, tiny_cli_index, tiny_eval_path):
     code, out, _ = run_cli("--index-dir", tiny_cli_index, "eval", tiny_eval_path, "--mode", "bm25")
     assert code == 0
-    lines = out.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("bm25") and "n=7" in lines[0]
+    header, *rows = [line.split() for line in out.strip().splitlines()]
+    assert header == ["mode", "type", "n", "hit@1", "hit@3", "hit@5", "mrr@10", "answer_contains_evidence",
+                      "wrongly_unanswerable", "unanswerable_flagged", "p50_ms"]
+    assert [row[:3] for row in rows] == [["bm25", "all", "7"], ["bm25", "factoid", "1"], ["bm25", "list", "1"],
+                                         ["bm25", "numeric", "2"], ["bm25", "when", "1"]]
+    assert rows[0][7:10] == ["1.000", "0.000", "1.000"]  # answer holds evidence, wrongly unanswerable, flagged
 
 
 def write_beir(folder: Path, corpus: list[dict]) -> Path:
@@ -340,6 +357,136 @@ def test_eval_of_a_beir_folder_with_a_missing_file_fails_with_one_line(run_cli, 
     assert "queries.jsonl" in message
 
 
+# --- eval --corpus ----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def count_encoded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the passages the hashing embedder encodes (queries not included)."""
+    from embeddings.hashing import HashingEmbedder
+
+    counts: list[int] = []
+    original = HashingEmbedder.encode_documents
+
+    def counting(self, texts):
+        counts.append(len(texts))
+        return original(self, texts)
+
+    monkeypatch.setattr(HashingEmbedder, "encode_documents", counting)
+    return counts
+
+
+@pytest.fixture
+def scratch_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The folder temporary files go to, so a test can see that the temporary index is gone afterwards."""
+    import tempfile
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def cache_rows(path: Path) -> int:
+    from embeddings import EmbeddingCache
+
+    with EmbeddingCache(path) as cache:
+        return len(cache)
+
+
+def test_eval_corpus_builds_a_temporary_index_and_removes_it(run_cli, tiny_dir, tiny_eval_path, tmp_path, user_cache,
+                                                             scratch_root):
+    index_dir = tmp_path / "idx"
+    code, out, err = run_cli("--index-dir", index_dir, "eval", tiny_eval_path, "--corpus", tiny_dir, "--json",
+                             "--quiet")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert set(summary) == SUMMARY_KEYS
+    assert summary["n"] == 7 and summary["n_answerable"] == 5
+    assert summary["hit@5"] == 1.0  # each question's document is found by its file name
+    assert summary["answer_contains_evidence"] == 1.0
+    assert not index_dir.exists(), "--corpus must not touch the configured index"
+    assert list(scratch_root.iterdir()) == [], "the temporary index must be removed"
+    cache = user_cache / "zhqa" / "embeddings.sqlite"
+    assert cache_rows(cache) > 0, "embeddings are kept in the user's cache folder by default"
+
+
+def test_eval_corpus_second_run_embeds_nothing(run_cli, tiny_dir, tiny_eval_path, user_cache, count_encoded):
+    argv = ("eval", tiny_eval_path, "--corpus", tiny_dir, "--json", "--quiet")
+    code, first, err = run_cli(*argv)
+    assert code == 0, err
+    embedded = sum(count_encoded)
+    rows = cache_rows(user_cache / "zhqa" / "embeddings.sqlite")
+    assert embedded > 0 and rows == embedded
+    count_encoded.clear()
+    code, second, err = run_cli(*argv)
+    assert code == 0, err
+    assert sum(count_encoded) == 0, "a second run over the same corpus must reuse every embedding"
+    assert cache_rows(user_cache / "zhqa" / "embeddings.sqlite") == rows
+    strip = lambda s: {k: v for k, v in json.loads(s).items() if k != "latency_ms"}
+    assert strip(first) == strip(second)
+
+
+def test_eval_corpus_embedding_cache_flags(run_cli, tiny_dir, tiny_eval_path, tmp_path, user_cache, count_encoded):
+    elsewhere = tmp_path / "my-cache"
+    code, _, err = run_cli("eval", tiny_eval_path, "--corpus", tiny_dir, "--quiet", "--embedding-cache", elsewhere)
+    assert code == 0, err
+    assert cache_rows(elsewhere / "embeddings.sqlite") == sum(count_encoded) > 0
+    assert not user_cache.exists()
+    count_encoded.clear()
+    code, _, err = run_cli("eval", tiny_eval_path, "--corpus", tiny_dir, "--quiet", "--no-embedding-cache")
+    assert code == 0, err
+    assert sum(count_encoded) > 0 and not user_cache.exists()
+
+
+def test_eval_corpus_of_cmrc_format_questions(run_cli, tmp_path):
+    report_dir = tmp_path / "report"
+    code, out, err = run_cli("eval", CMRC_MINI / "questions.jsonl", "--corpus", CMRC_MINI / "corpus", "--json",
+                             "--quiet", "--report", report_dir)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["n"] == summary["n_answerable"] == 5
+    assert set(summary["by_type"]) == {"factoid"}
+    assert summary["hit@5"] == 1.0  # three one-paragraph documents: each question's own one is in the top 5
+    assert summary["unanswerable"]["n"] == 0
+    assert 0.0 <= summary["answer_contains_evidence"] <= 1.0
+    assert "| hybrid | factoid | 5 |" in (report_dir / "report.md").read_text(encoding="utf-8")
+
+
+def test_eval_warns_when_the_questions_name_documents_the_index_lacks(run_cli, tiny_eval_path):
+    code, out, err = run_cli("eval", tiny_eval_path, "--corpus", CMRC_MINI / "corpus", "--json", "--quiet")
+    assert code == 0, err
+    assert "3 of 3 documents named by the questions are not in the index" in err
+    assert json.loads(out)["hit@5"] == 0.0  # evidence from the wrong corpus can never hit
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "hidden-only", "file"])
+def test_eval_corpus_that_is_not_a_folder_of_documents_fails_with_one_line(run_cli, tiny_eval_path, tmp_path, case):
+    corpus = tmp_path / "corpus"
+    if case in ("empty", "hidden-only"):
+        corpus.mkdir()
+    if case == "hidden-only":
+        (corpus / ".DS_Store").write_bytes(b"x")
+    if case == "file":
+        corpus.write_text("不是文件夹", encoding="utf-8")
+    message = assert_one_line_error(*run_cli("eval", tiny_eval_path, "--corpus", corpus))
+    assert str(corpus) in message
+
+
+def test_eval_corpus_without_readable_documents_fails_with_one_line(run_cli, tiny_eval_path, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "data.bin").write_bytes(b"\x00\x01")
+    message = assert_one_line_error(*run_cli("eval", tiny_eval_path, "--corpus", corpus, "--quiet"))
+    assert "supported" in message
+
+
+def test_eval_corpus_with_a_beir_folder_fails_with_one_line(run_cli, tiny_dir, tmp_path):
+    folder = write_beir(tmp_path / "beir", BEIR_CORPUS)
+    message = assert_one_line_error(*run_cli("eval", folder, "--corpus", tiny_dir))
+    assert "--corpus" in message
+
+
 # --- real model (slow) ----------------------------------------------------------------------------------------------
 
 
@@ -365,4 +512,5 @@ def test_real_model_end_to_end_on_the_sample_corpus(run_cli, real_model_index, s
     assert set(summary) == SUMMARY_KEYS
     assert summary["n"] == 35
     assert summary["hit@5"] >= 0.9
+    assert summary["answer_contains_evidence"] >= 0.6
     assert summary["unanswerable"]["flagged"] >= 0.67
