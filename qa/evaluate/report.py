@@ -29,7 +29,7 @@ def write_report(reports: list[EvalReport], folder: Path, source: str, worst: in
         s = r.summary
         lines.append(f"| {r.mode} | {s['n']} | {s['hit@1']:.3f} | {s['hit@3']:.3f} | {s['hit@5']:.3f} | "
                      f"{s['mrr@10']:.3f} | {_share(s['answer_contains_evidence'])} | "
-                     f"{s['wrongly_unanswerable']:.3f} | {s['unanswerable']['flagged']:.3f} | "
+                     f"{s['wrongly_unanswerable']:.3f} | {_share(s['unanswerable']['flagged'] if s['unanswerable']['n'] else None)} | "
                      f"{s['latency_ms']['p50']:.1f} |")
     lines += ["", "## By question type (answerable questions)", "",
               "| mode | type | n | hit@1 | hit@3 | hit@5 | MRR@10 | answer holds evidence | wrongly unanswerable |",

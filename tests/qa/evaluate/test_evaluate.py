@@ -387,3 +387,12 @@ def test_write_report_creates_markdown_and_png(tmp_path: Path, hand_results):
     data = png.read_bytes()
     assert len(data) > 1000
     assert data.startswith(PNG_MAGIC)
+
+
+def test_write_report_without_unanswerable_questions_shows_no_flag_rate(tmp_path: Path):
+    results = [result("factoid", 1, True, 5.0, answer="答案是证据。"), result("factoid", None, False, 6.0)]
+    markdown = write_report([EvalReport("hybrid", tuple(results), summarize(results))], tmp_path, "cmrc").read_text(
+        encoding="utf-8")
+    # n, hit@1, hit@3, hit@5, MRR@10, answer holds evidence, wrongly unanswerable, unanswerable flagged (none), p50
+    assert "| hybrid | 2 | 0.500 | 0.500 | 0.500 | 0.500 | 0.500 | 0.500 | – | 5.5 |" in markdown
+    assert "Wrong 不知道 decisions (hybrid)" in markdown
