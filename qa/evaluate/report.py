@@ -72,15 +72,17 @@ def write_report(reports: list[EvalReport], folder: Path, source: str, worst: in
 
 
 def _write_chart(reports: list[EvalReport], path: Path) -> None:
-    """Three panels: hit@k per mode; per type (and all), answer holds evidence and wrongly unanswerable per mode."""
+    """Three panels, top to bottom: hit@k per mode; per type (and all) and mode, the share of answers holding the
+    evidence and of answerable questions wrongly called unanswerable."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers and CI
     import matplotlib.pyplot as plt
 
     types = [ALL] + sorted({t for r in reports for t in r.summary["by_type"]})
-    fig, (curve, held, wrong) = plt.subplots(1, 3, figsize=(max(13, 5 + 1.1 * len(types) * 2), 4.2), dpi=120,
-                                             gridspec_kw={"width_ratios": [1, 1.3, 1.3]})
+    # Stacked, so that many types x modes widen the bars' rows without squeezing the curve.
+    width = max(7.0, 2.0 + 0.3 * len(types) * len(reports))
+    fig, (curve, held, wrong) = plt.subplots(3, 1, figsize=(width, 11), dpi=120)
     for report in reports:
         curve.plot(range(1, MAX_RANK + 1), hit_curve(report.results), marker="o", label=report.mode)
     curve.set_xlabel("k")
