@@ -175,7 +175,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from qa.evaluate.questions import EvalInputError, load_beir, load_questions
     from qa.evaluate.scratch import check_corpus, default_cache_dir, scratch_index_dir
 
-    settings = _settings(args)
+    # No question-vector cache: each mode asks every question again, and its latency must be the real work's.
+    settings = _settings(args).model_copy(update={"query_cache_size": 0})
     source = Path(args.questions)
     cache_dir = None if args.no_embedding_cache else Path(args.embedding_cache or default_cache_dir())
     if source.is_dir():
