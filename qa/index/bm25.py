@@ -5,7 +5,10 @@ holds, per term, the rows it occurs in and how often (a CSC matrix in plain nump
 Nothing corpus-wide (IDF, average length) is baked into a segment, so adding passages appends a segment built from
 those passages alone and deleting marks rows dead: neither touches the existing postings, and every score is still
 exactly Lucene's BM25 over the live rows. Segment arrays are saved as ``.npy`` files and memory-mapped on load, so
-a large index is paged in by the OS instead of being read into Python objects.
+a large index is paged in by the OS instead of being read into Python objects (:mod:`qa.index.postings`).
+
+A top-k search is pruned (MaxScore, :meth:`BM25Index.search`): per-term bounds kept with each segment tell which
+postings can no longer change the top k, and those are not read; :meth:`BM25Index.scores` reads them all.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from qa.index.postings import BOUND_FILES, MAX_TOKEN_CHARS, BM25Segment
 from qa.index.tokenize import TOKENIZER_NAMES, Tokenizer, create_tokenizer
 
-__all__ = ["DEFAULT_B", "DEFAULT_K1", "DEFAULT_TOKENIZER", "BM25Index", "BM25Params", "BM25Segment"]
+__all__ = ["BOUND_FILES", "DEFAULT_B", "DEFAULT_K1", "DEFAULT_TOKENIZER", "BM25Index", "BM25Params", "BM25Segment"]
 
 # Chosen on the dev set (32 answerable questions): CJK 1+2+3-grams with the stop list had the best
 # MRR@10 on every passage chunking tried (sentence-packed 200-500 chars, sliding windows, paragraphs),
@@ -33,13 +38,9 @@ DEFAULT_TOKENIZER = "char123"
 # i.e. at most one question moving between rank 1 and 2, so there is nothing to tune here.
 DEFAULT_K1 = 1.5
 DEFAULT_B = 0.75
-# Longer tokens (URLs, long Latin words) are cut to this many characters so the vocabulary is a compact
-# fixed-width array; two tokens sharing their first 32 characters are one term, which costs nothing in practice.
-MAX_TOKEN_CHARS = 32
 
 _META_FILE = "qa_bm25.json"
 _FORMAT_VERSION = 2
-_SEGMENT_FILES = ("vocab", "indptr", "rows", "tf", "lengths")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,95 +67,6 @@ def _terms(tokens: Iterable[str]) -> list[str]:
     return [t[:MAX_TOKEN_CHARS] for t in tokens if t]
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class BM25Segment:
-    """Postings of a block of rows (local rows 0..n-1): for term ``vocab[j]``, postings ``indptr[j]:indptr[j+1]``
-    of ``rows`` (ascending) and ``tf``; ``lengths[r]`` is row r's token count."""
-
-    vocab: np.ndarray
-    indptr: np.ndarray
-    rows: np.ndarray
-    tf: np.ndarray
-    lengths: np.ndarray
-
-    @classmethod
-    def from_tokens(cls, token_lists: Iterable[Sequence[str]]) -> BM25Segment:
-        """Build the postings of ``token_lists`` (one list per row, consumed one at a time)."""
-        ids: dict[str, int] = {}
-        term_parts: list[np.ndarray] = []
-        lengths: list[int] = []
-        for tokens in token_lists:
-            # One small int array per row instead of a Counter: ~8x less memory than per-row dictionaries.
-            row_ids = [ids.setdefault(t[:MAX_TOKEN_CHARS], len(ids)) for t in tokens if t]
-            term_parts.append(np.array(row_ids, dtype=np.int32))
-            lengths.append(len(row_ids))
-        n_rows = len(lengths)
-        lengths_arr = np.array(lengths, dtype=np.int32)
-        if not ids:
-            return cls(np.zeros(0, dtype="<U1"), np.zeros(1, np.int64), np.zeros(0, np.int32),
-                       np.zeros(0, np.uint16), lengths_arr)
-        terms = list(ids)
-        vocab = np.array(sorted(terms))
-        # rank[first-seen id] = position in the sorted vocabulary.
-        rank = np.empty(len(terms), dtype=np.int64)
-        rank[np.argsort(np.array(terms))] = np.arange(len(terms))
-        # One sort of (term, row) keys gives the postings in order and, by counting repeats, the term frequencies.
-        keys = rank[np.concatenate(term_parts)]
-        del term_parts
-        keys *= n_rows
-        keys += np.repeat(np.arange(n_rows, dtype=np.int64), lengths_arr)
-        keys, tf = np.unique(keys, return_counts=True)
-        term_ids = keys // n_rows
-        indptr = np.concatenate(([0], np.cumsum(np.bincount(term_ids, minlength=vocab.size)))).astype(np.int64)
-        # Term frequencies fit in 16 bits (a passage repeating one term 65535 times is clipped): 6 bytes a posting.
-        return cls(vocab, indptr, (keys % n_rows).astype(np.int32), np.minimum(tf, 65535).astype(np.uint16),
-                   lengths_arr)
-
-    def __len__(self) -> int:
-        return int(self.lengths.size)
-
-    @staticmethod
-    def concat(segments: Sequence[BM25Segment]) -> BM25Segment:
-        """One segment holding ``segments``' rows one block after the other (used to merge small segments)."""
-        vocab = np.unique(np.concatenate([s.vocab for s in segments]))
-        term_ids, rows, tfs = [], [], []
-        offset = 0
-        for s in segments:
-            # Expand each segment's CSC columns into (merged term id, global row) pairs.
-            local_terms = np.searchsorted(vocab, s.vocab)
-            term_ids.append(np.repeat(local_terms, np.diff(s.indptr)))
-            rows.append(np.asarray(s.rows, dtype=np.int64) + offset)
-            tfs.append(np.asarray(s.tf))
-            offset += len(s)
-        term_all = np.concatenate(term_ids)
-        order = np.argsort(term_all, kind="stable")
-        indptr = np.concatenate(([0], np.cumsum(np.bincount(term_all, minlength=vocab.size)))).astype(np.int64)
-        return BM25Segment(vocab, indptr, np.concatenate(rows)[order].astype(np.int32),
-                           np.concatenate(tfs)[order].astype(np.uint16),
-                           np.concatenate([np.asarray(s.lengths) for s in segments]).astype(np.int32))
-
-    def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        for name in _SEGMENT_FILES:
-            np.save(directory / f"{name}.npy", getattr(self, name), allow_pickle=False)
-
-    @classmethod
-    def load(cls, directory: Path, mmap: bool = True) -> BM25Segment:
-        """Load a saved segment; arrays are memory-mapped unless ``mmap`` is False.
-
-        Raises:
-            FileNotFoundError: a file is missing. ValueError: the arrays do not fit together.
-        """
-        mode = "r" if mmap else None
-        arrays = {name: np.load(directory / f"{name}.npy", mmap_mode=mode, allow_pickle=False)
-                  for name in _SEGMENT_FILES}
-        segment = cls(**arrays)
-        if (segment.indptr.size != segment.vocab.size + 1 or segment.rows.size != segment.tf.size
-                or int(segment.indptr[-1]) != segment.rows.size):
-            raise ValueError(f"BM25 segment in {directory} is inconsistent (vocab, postings and pointers differ)")
-        return segment
-
-
 class BM25Index:
     """BM25 over the live rows of a list of segments; results refer to global row numbers.
 
@@ -162,7 +74,8 @@ class BM25Index:
     unchanged segments, so a reader holding the old index is never disturbed by a writer.
     """
 
-    __slots__ = ("_alive", "_live", "_norm", "_offsets", "_params", "_tokenizer", "deleted", "segments")
+    __slots__ = ("_alive", "_avgdl", "_dead_local", "_live", "_norm", "_offsets", "_params", "_postings_of",
+                 "_tokenizer", "deleted", "segments")
 
     def __init__(self, segments: Sequence[BM25Segment], params: BM25Params,
                  deleted: Iterable[int] | np.ndarray = ()) -> None:
@@ -182,7 +95,17 @@ class BM25Index:
                    if self.segments else np.zeros(0, np.float32))
         avgdl = float(lengths[self._alive].mean()) if self._live else 1.0
         # The per-row length normalisation of BM25, so a query only multiplies and divides.
-        self._norm = (params.k1 * (1.0 - params.b + params.b * lengths / max(avgdl, 1e-9))).astype(np.float32)
+        self._avgdl = max(avgdl, 1e-9)
+        self._norm = (params.k1 * (1.0 - params.b + params.b * lengths / self._avgdl)).astype(np.float32)
+        # Plain views of the (memory-mapped) postings: slicing an np.memmap costs microseconds, a query slices
+        # every term of every segment.
+        self._postings_of = [(np.asarray(s.rows).view(np.ndarray), np.asarray(s.tf).view(np.ndarray))
+                             for s in self.segments]
+        # Each segment's deleted rows, local and ascending (int32 like the postings' rows, so a search does not
+        # convert a posting list to compare).
+        bounds = np.searchsorted(self.deleted, self._offsets)
+        self._dead_local = [(self.deleted[a:b] - off).astype(np.int32)
+                            for a, b, off in zip(bounds[:-1], bounds[1:], self._offsets[:-1])]
 
     @classmethod
     def build(
@@ -247,79 +170,259 @@ class BM25Index:
         """The query's terms with how often each is asked (a term asked twice weighs twice, as in Lucene)."""
         return Counter(_terms(self._tokenizer(query)))
 
-    def _postings(self, terms: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Live postings of ``terms`` across segments: (term position in ``terms``, global row, term frequency).
+    def _plan(self, query: str) -> _QueryPlan | None:
+        """The query's terms with live postings, in the order both scoring paths add them (None: no such term).
 
-        Vectorized over the terms: one vocabulary lookup and one gather per segment, whatever the query length.
+        Per segment, one vocabulary lookup for all the terms; no posting is read except to count deleted rows.
         """
-        wanted = np.array(terms) if terms else np.zeros(0, dtype="<U1")
-        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        for segment, offset in zip(self.segments, self._offsets):
+        counts = self.query_terms(query)
+        if not counts or not self.segments:
+            return None
+        wanted = np.array(list(counts))
+        shape = (len(self.segments), wanted.size)
+        starts, ends = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
+        max_tf, min_len = np.zeros(shape, np.float64), np.zeros(shape, np.float64)
+        for s, segment in enumerate(self.segments):
             vocab = segment.vocab
-            if vocab.size == 0 or wanted.size == 0:
+            if vocab.size == 0:
                 continue
             j = np.minimum(np.searchsorted(vocab, wanted), vocab.size - 1)
             found = np.flatnonzero(vocab[j] == wanted)
-            if found.size == 0:
-                continue
-            starts, ends = segment.indptr[j[found]].tolist(), segment.indptr[j[found] + 1].tolist()
-            # Contiguous slices are views of the (memory-mapped) postings: one copy, by the concatenation.
-            seg_rows = np.concatenate([segment.rows[a:b] for a, b in zip(starts, ends)]).astype(np.int64)
-            seg_rows += offset
-            seg_tf = np.concatenate([segment.tf[a:b] for a, b in zip(starts, ends)]).astype(np.float32)
-            parts.append((np.repeat(found, np.subtract(ends, starts)), seg_rows, seg_tf))
-        if not parts:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-        term_of, rows, tf = (np.concatenate(x) for x in zip(*parts)) if len(parts) > 1 else parts[0]
+            j = j[found]
+            starts[s, found], ends[s, found] = segment.indptr[j], segment.indptr[j + 1]
+            max_tf[s, found], min_len[s, found] = segment.max_tf[j], segment.min_len[j]
+        df = (ends - starts).sum(axis=0)
         if self.deleted.size:
-            keep = self._alive[rows]
-            term_of, rows, tf = term_of[keep], rows[keep], tf[keep]
-        return term_of, rows, tf
+            df -= self._dead_postings(starts, ends)
+        live = np.flatnonzero(df > 0)
+        if live.size == 0:
+            return None
+        k1, b, n = self._params.k1, self._params.b, self._live
+        # Lucene's idf, times how often the query asks the term, times (k1 + 1): a term's score is
+        # weight * tf / (tf + norm[row]), in float32 as the exhaustive path has always computed it.
+        idf = np.log1p((n - df + 0.5) / (df + 0.5)) * np.fromiter(counts.values(), dtype=np.float64)
+        weights = (idf * (k1 + 1.0)).astype(np.float32)
+        # The bound: tf / (tf + norm) grows with tf and norm grows with length. Inflated by 1e-4 to cover float32
+        # rounding in the scores it bounds.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = max_tf / (max_tf + k1 * (1.0 - b + b * min_len / self._avgdl))
+        ratio = np.where(ends > starts, ratio, 0.0).max(axis=0)
+        bounds = weights.astype(np.float64) * ratio * (1.0 + 1e-4)
+        order = live[np.lexsort((live, -bounds[live]))]
+        return _QueryPlan(starts[:, order], ends[:, order], weights[order], bounds[order])
+
+    def _dead_postings(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Per query term, its postings in deleted rows: a binary search per deleted row in a long posting list,
+        else a pass over the list."""
+        dead = np.zeros(starts.shape[1], np.int64)
+        for s, local in enumerate(self._dead_local):
+            if local.size == 0:
+                continue
+            rows = self._postings_of[s][0]
+            alive = self._alive[self._offsets[s]:self._offsets[s + 1]]
+            for t in np.flatnonzero(ends[s] > starts[s]).tolist():
+                listed = rows[starts[s, t]:ends[s, t]]
+                if local.size * 16 < listed.size:
+                    pos = np.minimum(np.searchsorted(listed, local), listed.size - 1)
+                    dead[t] += np.count_nonzero(listed[pos] == local)
+                else:
+                    dead[t] += listed.size - np.count_nonzero(alive[listed])
+        return dead
+
+    def _term_postings(self, plan: _QueryPlan, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """All postings of the plan's term ``t``: (global rows ascending, term frequencies); deleted rows included."""
+        rows, tfs = [], []
+        for s in np.flatnonzero(plan.ends[:, t] > plan.starts[:, t]).tolist():
+            a, b = plan.starts[s, t], plan.ends[s, t]
+            seg_rows, seg_tf = self._postings_of[s]
+            rows.append(seg_rows[a:b] + self._offsets[s])
+            tfs.append(seg_tf[a:b])
+        if len(rows) == 1:
+            return rows[0], tfs[0]
+        return np.concatenate(rows), np.concatenate(tfs)
+
+    def _contributions(self, weight: np.ndarray | np.float32, rows: np.ndarray, tf: np.ndarray) -> np.ndarray:
+        """float32 term scores ``weight * tf / (tf + norm[row])``, computed alike by both paths."""
+        tf = tf.astype(np.float32)
+        contributions = weight * tf
+        denominator = self._norm[rows]
+        denominator += tf
+        contributions /= denominator
+        return contributions
 
     def doc_freq(self, term: str) -> int:
         """Live rows containing ``term``."""
-        return int(self._postings([term[:MAX_TOKEN_CHARS]])[1].size)
+        term = term[:MAX_TOKEN_CHARS]
+        count = 0
+        for s, segment in enumerate(self.segments):
+            j = int(np.searchsorted(segment.vocab, term))
+            if j < segment.vocab.size and segment.vocab[j] == term:
+                rows = self._postings_of[s][0][segment.indptr[j]:segment.indptr[j + 1]]
+                count += int(np.count_nonzero(self._alive[rows + self._offsets[s]]))
+        return count
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every row for ``query`` (zeros for deleted rows and when no query term is known).
 
+        The exhaustive path: every posting of every query term is read. Per row, the term scores are added in
+        float64 in the plan's term order, as :meth:`search` adds them, so both give bit-identical scores.
+
         Returns:
             float32 array of shape ``(len(self),)``; needed for score fusion.
         """
-        counts = self.query_terms(query)
-        term_of, rows, tf = self._postings(list(counts))
-        if rows.size == 0:
+        plan = self._plan(query)
+        if plan is None:
             return np.zeros(len(self), dtype=np.float32)
-        k1, n = self._params.k1, self._live
-        df = np.bincount(term_of, minlength=len(counts)).astype(np.float64)
-        # Lucene's idf, times how often the query asks the term.
-        weight = np.log1p((n - df + 0.5) / (df + 0.5)) * np.fromiter(counts.values(), dtype=np.float64)
-        # In place, in float32: this loop runs over every posting of the query's terms (millions at 100k rows).
-        contributions = (weight * (k1 + 1.0)).astype(np.float32)[term_of]
-        contributions *= tf
-        denominator = self._norm[rows]
-        denominator += tf
-        contributions /= denominator
-        summed = np.bincount(rows, weights=contributions, minlength=len(self))
+        term_of, rows, tf = [], [], []
+        for s, (seg_rows, seg_tf) in enumerate(self._postings_of):
+            present = np.flatnonzero(plan.ends[s] > plan.starts[s])
+            if present.size == 0:
+                continue
+            starts, ends = plan.starts[s, present].tolist(), plan.ends[s, present].tolist()
+            # Contiguous slices are views of the (memory-mapped) postings: one copy, by the concatenation.
+            part = np.concatenate([seg_rows[a:b] for a, b in zip(starts, ends)]).astype(np.int64)
+            part += self._offsets[s]
+            rows.append(part)
+            tf.append(np.concatenate([seg_tf[a:b] for a, b in zip(starts, ends)]))
+            term_of.append(np.repeat(present, np.subtract(ends, starts)))
+        term_all, rows_all, tf_all = (np.concatenate(x) for x in (term_of, rows, tf))
+        if self.deleted.size:
+            keep = self._alive[rows_all]
+            term_all, rows_all, tf_all = term_all[keep], rows_all[keep], tf_all[keep]
+        contributions = self._contributions(plan.weights[term_all], rows_all, tf_all)
+        # bincount adds each row's contributions in float64 in array order: the plan's term order.
+        summed = np.bincount(rows_all, weights=contributions, minlength=len(self))
         return summed.astype(np.float32)
 
-    def search(self, query: str, k: int = 10) -> list[tuple[int, float]]:
+    def search(self, query: str, k: int = 10, rows: np.ndarray | Sequence[int] | None = None,
+               prune: bool = True) -> list[tuple[int, float]]:
         """Return up to ``k`` ``(row, score)`` pairs, best first; rows scoring 0 are left out.
 
         Args:
             query: the question.
             k: maximum number of results, >= 1 (larger than the corpus is fine).
+            rows: search only these rows (any order, repeats allowed); None: all rows.
+            prune: skip what cannot enter the top ``k`` (MaxScore, :meth:`_max_score`); False scores every
+                posting (:meth:`scores`). Both give the same pairs.
 
         Returns:
             Pairs sorted by descending score, ties by ascending row.
         """
         _check_k(k)
-        return top_k(self.scores(query), k)
+        allowed = None if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
+        if not prune:
+            scores = self.scores(query)
+            if allowed is not None:
+                masked = np.zeros_like(scores)
+                masked[allowed] = scores[allowed]
+                scores = masked
+            return top_k(scores, k)
+        plan = self._plan(query)
+        if plan is None or (allowed is not None and allowed.size == 0):
+            return []
+        if allowed is not None:
+            allowed = allowed[self._alive[allowed]]
+        return self._max_score(plan, k, allowed)
+
+    def _max_score(self, plan: _QueryPlan, k: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        """Top ``k`` by MaxScore over the plan's terms, strongest bound first (Turtle & Flood 1995, as in Lucene).
+
+        ``remaining[t]`` bounds what terms t.. can add to any row. Phase 1 reads terms whole, adding their scores
+        to every row (``acc``), while a row none of them holds could still reach ``theta``, a lower bound of the
+        k-th best score (the k-th best partial score seen). Then the candidates are fixed: the rows seen. Phase 2
+        only looks candidates up in the remaining (long, low-IDF) posting lists, dropping a candidate as soon as
+        its score plus ``remaining`` falls below ``theta``. A dropped row scores below the final k-th, so the top
+        ``k`` is exact; each row's terms are added in the same order as in :meth:`scores`, so are the scores.
+        ``allowed`` (ascending live rows) restricts the rows; when few, they are the candidates from the start.
+        """
+        n_terms = plan.weights.size
+        remaining = np.zeros(n_terms + 1)
+        remaining[:n_terms] = np.cumsum(plan.bounds[::-1])[::-1]
+        # A row is dropped only below theta by a relative margin wider than float32 rounding, so a dropped row
+        # never ties the k-th score.
+        margin = 1.0 - 1e-5
+        theta = 0.0
+        postings = int((plan.ends - plan.starts).sum())
+        if allowed is not None and allowed.size * 4 < postings:
+            candidates, acc, t = allowed, np.zeros(allowed.size), 0
+        else:
+            ok = self._alive if allowed is None else np.zeros(len(self), bool)
+            if allowed is not None:
+                ok[allowed] = True
+            filtered = allowed is not None or self.deleted.size > 0
+            dense = np.zeros(len(self))
+            seen = np.zeros(len(self), bool)
+            top = np.zeros(0, np.int64)
+            touched = []
+            t = 0
+            while t < n_terms and remaining[t] >= theta * margin:
+                rows, tf = self._term_postings(plan, t)
+                if filtered:
+                    keep = ok[rows]
+                    rows, tf = rows[keep], tf[keep]
+                dense[rows] += self._contributions(plan.weights[t], rows, tf)
+                touched.append(rows)
+                t += 1
+                # theta: the k-th best partial score among this term's rows and the previous best k.
+                seen[rows] = True
+                pool = np.concatenate((rows, top[~seen[top]]))
+                seen[rows] = False
+                if pool.size >= k:
+                    values = dense[pool]
+                    best = np.argpartition(values, pool.size - k)[pool.size - k:]
+                    top, theta = pool[best], max(theta, float(values[best].min()))
+            seen_total = sum(r.size for r in touched)
+            candidates = (np.flatnonzero(dense) if seen_total * 8 > len(self)
+                          else np.unique(np.concatenate(touched)) if touched else np.zeros(0, np.int64))
+            acc = dense[candidates]
+        # Phase 2: the remaining terms, looked up for the candidates that can still make the top k.
+        keep = acc + remaining[t] >= theta * margin
+        candidates, acc = candidates[keep], acc[keep]
+        while t < n_terms and candidates.size:
+            index, tf = self._lookup(plan, t, candidates)
+            acc[index] += self._contributions(plan.weights[t], candidates[index], tf)
+            t += 1
+            if candidates.size >= k:
+                theta = max(theta, float(np.partition(acc, candidates.size - k)[candidates.size - k]))
+            keep = acc + remaining[t] >= theta * margin
+            if not keep.all():
+                candidates, acc = candidates[keep], acc[keep]
+        scores = np.zeros(0, np.float32) if candidates.size == 0 else acc.astype(np.float32)
+        return _top_of(candidates, scores, k)
+
+    def _lookup(self, plan: _QueryPlan, t: int, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The candidates (ascending rows) holding the plan's term ``t``: (their positions in ``candidates``, tf).
+
+        Binary search of the fewer into the more: candidates into each segment's posting list when they are
+        fewer than its postings (a few pages of a long list are read), else the postings into the candidates.
+        """
+        listed = plan.ends[:, t] - plan.starts[:, t]
+        if candidates.size * 4 > int(listed.sum()):
+            rows, tf = self._term_postings(plan, t)
+            pos = np.minimum(np.searchsorted(candidates, rows), candidates.size - 1)
+            hit = candidates[pos] == rows
+            return pos[hit], tf[hit]
+        cuts = np.searchsorted(candidates, self._offsets).tolist()
+        index, tfs = [], []
+        for s in np.flatnonzero(listed).tolist():
+            lo, hi = cuts[s], cuts[s + 1]
+            if lo == hi:
+                continue
+            seg_rows, seg_tf = self._postings_of[s]
+            a, b = int(plan.starts[s, t]), int(plan.ends[s, t])
+            local = (candidates[lo:hi] - self._offsets[s]).astype(seg_rows.dtype)
+            pos = np.minimum(np.searchsorted(seg_rows[a:b], local), b - a - 1)
+            hit = seg_rows[a:b][pos] == local
+            index.append(lo + np.flatnonzero(hit))
+            tfs.append(seg_tf[a:b][pos[hit]])
+        if not index:
+            return np.zeros(0, np.int64), np.zeros(0, np.uint16)
+        return np.concatenate(index), np.concatenate(tfs)
 
     def search_batch(self, queries: list[str], k: int = 10) -> list[list[tuple[int, float]]]:
         """:meth:`search` for several queries."""
         _check_k(k)
-        return [top_k(self.scores(q), k) for q in queries]
+        return [self.search(q, k) for q in queries]
 
     def save(self, directory: Path) -> None:
         """Write the index to ``directory``: one sub-folder per segment plus ``qa_bm25.json``."""
@@ -363,6 +466,29 @@ class BM25Index:
 def _check_k(k: int) -> None:
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k={k!r} is out of range; allowed: integer k >= 1")
+
+
+class _QueryPlan(NamedTuple):
+    """A query's terms that have live postings, in decreasing order of ``bounds`` (ties: query order).
+
+    ``starts[s, t]:ends[s, t]`` are term t's postings in segment s (empty where absent), ``weights[t]`` its
+    float32 ``idf * query count * (k1 + 1)``, ``bounds[t]`` the most it can add to any row's score.
+    """
+
+    starts: np.ndarray
+    ends: np.ndarray
+    weights: np.ndarray
+    bounds: np.ndarray
+
+
+def _top_of(rows: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """Top ``k`` positive ``scores`` of ascending ``rows``, as :func:`top_k` orders them."""
+    positive = np.flatnonzero(scores > 0)
+    if positive.size > k:
+        kth = np.partition(scores[positive], positive.size - k)[positive.size - k]
+        positive = positive[scores[positive] >= kth]
+    order = positive[np.lexsort((rows[positive], -scores[positive]))][:k]
+    return [(int(rows[i]), float(scores[i])) for i in order]
 
 
 def top_k(scores: np.ndarray, k: int) -> list[tuple[int, float]]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from embeddings import VectorIndex
 from embeddings.faiss_index import AUTO_THRESHOLD
-from qa.index.bm25 import DEFAULT_TOKENIZER, BM25Index, BM25Segment, top_k
+from qa.index.bm25 import DEFAULT_TOKENIZER, BM25Index, BM25Segment
 from qa.ingest.chunking import ChunkingConfig, cut_passages
 from qa.text import normalize
 from qa.types import Document, Passage
@@ -173,14 +173,12 @@ class IndexData:
         return np.fromiter((r for d in doc_ids for r in self.doc_rows[d]), dtype=np.int64)
 
     def keyword_search(self, query: str, n: int, doc_ids: list[str] | None = None) -> dict[int, float]:
-        """Top `n` rows by BM25 (positive scores only), within `doc_ids` when given."""
-        scores = self.bm25.scores(query)
-        rows = self._rows_of(doc_ids)
-        if rows is not None:
-            masked = np.zeros_like(scores)
-            masked[rows] = scores[rows]
-            scores = masked
-        return dict(top_k(scores, n))
+        """Top `n` rows by BM25 (positive scores only), within `doc_ids` when given.
+
+        Pruned (MaxScore): only what can still enter the top `n` is scored; the same rows and scores as scoring
+        every posting.
+        """
+        return dict(self.bm25.search(query, n, rows=self._rows_of(doc_ids)))
 
     def dense_search(self, vector: np.ndarray, n: int, doc_ids: list[str] | None = None) -> dict[int, float]:
         """Top `n` rows by cosine to `vector`, within `doc_ids` when given."""

@@ -43,7 +43,7 @@ from qa.errors import (
     IndexNotFoundError,
     IndexWriteError,
 )
-from qa.index.bm25 import BM25Index, BM25Params, BM25Segment
+from qa.index.bm25 import BOUND_FILES, BM25Index, BM25Params, BM25Segment
 from qa.index.segments import IndexConfig, IndexData, PassageFile, Segment
 from qa.ingest.chunking import ChunkingConfig
 from qa.types import Document, DocumentMeta, Section
@@ -200,6 +200,13 @@ def _write_segment(segment: Segment, target: Path) -> dict[str, str]:
     """The segment's files under `target` (linked when already saved), each fsynced; returns their checksums."""
     linked = _link_segment(segment, target)
     if linked is not None:
+        missing = [f"bm25/{name}" for name in BOUND_FILES if f"bm25/{name}" not in linked]
+        if missing:  # saved before segments kept their pruning bounds: add them, so the next load need not
+            segment.bm25.save(target / "bm25", only_bounds=True)
+            for name in missing:
+                _fsync_file(target / name)
+                linked[name] = _sha256(target / name)
+            _fsync_dir(target / "bm25")
         return linked
     target.mkdir(parents=True, exist_ok=True)
     _write_jsonl(target / "documents.jsonl", (

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from qa.index.bm25 import DEFAULT_TOKENIZER, BM25Index, BM25Params
+from qa.index.bm25 import DEFAULT_TOKENIZER, BM25Index, BM25Params, BM25Segment
 from qa.index.tokenize import TOKENIZER_NAMES
 
 CORPUS = [
@@ -173,3 +175,156 @@ def test_merging_segments_changes_no_score(tmp_path: Path) -> None:
 def test_deleted_rows_out_of_range_are_refused() -> None:
     with pytest.raises(ValueError, match=r"deleted rows must be in \[0, 6\)"):
         BM25Index.build(CORPUS).without_rows([6])
+
+
+# --- pruned top k (MaxScore) against exhaustive scoring ----------------------------------------------------------
+
+# Few characters with skewed frequencies: long posting lists, repeated terms (tf up to ~10), many tied scores.
+ALPHABET = "古塔区经济发展会议农民金融夜间"
+WEIGHTS = np.array([40, 25, 15, 10, 8, 6, 5, 4, 3, 2, 2, 1, 1, 1, 1], dtype=float)
+
+
+def random_texts(rng: np.random.Generator, n: int) -> list[str]:
+    p = WEIGHTS / WEIGHTS.sum()
+    texts = ["".join(rng.choice(list(ALPHABET), size=int(rng.integers(1, 60)), p=p)) for _ in range(n)]
+    texts[int(rng.integers(n))] = "，。"  # a row without a token
+    texts[int(rng.integers(n))] = texts[0]  # an exact duplicate: tied scores
+    return texts
+
+
+def random_queries(rng: np.random.Generator, n: int) -> list[str]:
+    extra = ALPHABET + "光谱"  # characters in no text: unknown terms
+    return ["".join(rng.choice(list(extra), size=int(rng.integers(1, 14)))) for _ in range(n)]
+
+
+def segmented(texts: list[str], cuts: list[int], deleted: list[int]) -> BM25Index:
+    """An index grown by appending a segment per block of `texts` (cut at `cuts`), then `deleted` removed."""
+    blocks = [texts[a:b] for a, b in zip([0, *cuts], [*cuts, len(texts)])]
+    index = BM25Index.build(blocks[0])
+    for block in blocks[1:]:
+        index = index.with_segment(BM25Index.segment_for(block))
+    return index.without_rows(deleted) if deleted else index
+
+
+@pytest.fixture(scope="module")
+def random_index() -> tuple[BM25Index, list[str]]:
+    rng = np.random.default_rng(7)
+    texts = random_texts(rng, 400)
+    return segmented(texts, [150, 260, 330], deleted=sorted(rng.choice(400, 40, replace=False).tolist())), texts
+
+
+def test_pruned_top_k_equals_exhaustive_on_random_queries(random_index) -> None:
+    index, _ = random_index
+    queries = random_queries(np.random.default_rng(1), 120)
+    for query in queries:
+        for k in (1, 2, 5, 10, 50, 1000):
+            pruned = index.search(query, k)
+            assert pruned == index.search(query, k, prune=False), (query, k)
+            assert not {row for row, _ in pruned} & set(index.deleted.tolist())
+
+
+def test_pruned_top_k_equals_exhaustive_within_allowed_rows(random_index) -> None:
+    index, _ = random_index
+    rng = np.random.default_rng(2)
+    for query in random_queries(rng, 60):
+        for size in (1, 5, 40, 300):  # few rows: they are the candidates; many: a mask on the postings
+            allowed = rng.choice(len(index), size, replace=True)  # unordered, repeats, deleted rows included
+            for k in (1, 10):
+                pruned = index.search(query, k, rows=allowed)
+                assert pruned == index.search(query, k, rows=allowed, prune=False), (query, size, k)
+                assert {row for row, _ in pruned} <= set(allowed.tolist())
+    assert index.search(ALPHABET, 5, rows=[]) == []
+
+
+def test_scores_are_bm25_over_the_live_rows(random_index) -> None:
+    """The reference path itself, against BM25 written out term by term over the live rows."""
+    index, texts = random_index
+    live = [r for r in range(len(texts)) if r not in set(index.deleted.tolist())]
+    docs = {r: Counter(index.query_terms(texts[r])) for r in live}
+    lengths = {r: sum(docs[r].values()) for r in live}
+    avgdl = sum(lengths.values()) / len(live)
+    k1, b = index.params.k1, index.params.b
+    for query in random_queries(np.random.default_rng(3), 10):
+        expected = np.zeros(len(texts))
+        for term, asked in index.query_terms(query).items():
+            df = sum(term in docs[r] for r in live)
+            idf = math.log1p((len(live) - df + 0.5) / (df + 0.5))
+            for r in live:
+                tf = docs[r][term]
+                if tf:
+                    expected[r] += asked * idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[r] / avgdl))
+        np.testing.assert_allclose(index.scores(query), expected, rtol=2e-5, atol=1e-6)
+
+
+def test_ties_are_broken_by_row_on_both_paths() -> None:
+    texts = ["古塔区", "经济", "古塔区", "古塔区", "经济", "古塔区"] * 5
+    index = segmented(texts, [7, 19], deleted=[2])
+    for k in range(1, 25):
+        expected = index.search("古塔区", k, prune=False)
+        assert index.search("古塔区", k) == expected
+        rows = [row for row, _ in expected]
+        assert len({s for _, s in expected}) == 1 and rows == sorted(rows) and 2 not in rows
+
+
+def test_segment_bounds_hold_for_every_posting(random_index) -> None:
+    index, _ = random_index
+    for segment in index.segments:
+        for j in range(segment.vocab.size):
+            a, b = segment.indptr[j], segment.indptr[j + 1]
+            assert segment.max_tf[j] == segment.tf[a:b].max()
+            assert segment.min_len[j] == segment.lengths[segment.rows[a:b]].min()
+    merged = index.merged(0, len(index.segments))
+    fresh = BM25Segment.concat(index.segments)
+    np.testing.assert_array_equal(merged.segments[0].max_tf, fresh.max_tf)
+    for query in random_queries(np.random.default_rng(4), 40):
+        plan = index._plan(query)
+        if plan is None:
+            continue
+        scores_by_term = [index._contributions(plan.weights[t], *_live_postings(index, plan, t))
+                          for t in range(plan.weights.size)]
+        assert all(s.max() <= bound for s, bound in zip(scores_by_term, plan.bounds, strict=True))
+        assert list(plan.bounds) == sorted(plan.bounds, reverse=True)
+
+
+def _live_postings(index: BM25Index, plan, t: int) -> tuple[np.ndarray, np.ndarray]:
+    rows, tf = index._term_postings(plan, t)
+    keep = ~np.isin(rows, index.deleted)
+    return rows[keep], tf[keep]
+
+
+def test_a_common_term_is_looked_up_not_read(monkeypatch) -> None:
+    """With a rare term setting the bar, the long list of a common term is only searched for the candidates."""
+    texts = ["经济发展"] * 300 + ["古塔区经济"] + ["经济"] * 300
+    index = segmented(texts, [200, 400], deleted=[5])
+    read: list[int] = []
+    term_postings = BM25Index._term_postings
+
+    def counting(self, plan, t):
+        rows, tf = term_postings(self, plan, t)
+        read.append(rows.size)
+        return rows, tf
+
+    monkeypatch.setattr(BM25Index, "_term_postings", counting)
+    assert index.search("古塔经济", 1) == index.search("古塔经济", 1, prune=False)
+    assert index.search("古塔经济", 1)[0][0] == 300
+    assert max(read) == 1  # only the rare terms' lists (古, 古塔: one posting each) were read whole
+
+
+def test_an_index_saved_without_bounds_loads_with_them(random_index, tmp_path: Path) -> None:
+    index, _ = random_index
+    index.save(tmp_path / "bm25")
+    for path in tmp_path.glob("bm25/segment-*/m*_*.npy"):  # max_tf.npy, min_len.npy: what the old format lacks
+        path.unlink()
+    loaded = BM25Index.load(tmp_path / "bm25")
+    for old, new in zip(index.segments, loaded.segments, strict=True):
+        np.testing.assert_array_equal(old.max_tf, new.max_tf)
+        np.testing.assert_array_equal(old.min_len, new.min_len)
+    for query in random_queries(np.random.default_rng(5), 20):
+        assert loaded.search(query, 10) == index.search(query, 10)
+
+
+def test_bounds_that_do_not_fit_the_vocabulary_are_refused(tmp_path: Path) -> None:
+    BM25Index.build(CORPUS).save(tmp_path / "bm25")
+    np.save(tmp_path / "bm25" / "segment-0000" / "max_tf.npy", np.zeros(3, np.uint16))
+    with pytest.raises(ValueError, match="inconsistent"):
+        BM25Index.load(tmp_path / "bm25")

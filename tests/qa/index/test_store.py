@@ -395,3 +395,78 @@ def test_a_large_build_is_cut_into_segments_built_in_parallel_without_changing_r
     save_index(split, tmp_path / "index")
     loaded = load_index(tmp_path / "index", embedder.name, embedder.dim)
     assert [s.name for s in loaded.segments] == [s.name for s in split.segments]
+
+
+# --- BM25 pruning on the tiny corpus, and its per-term bounds on disk ----------------------------------------------
+
+
+def _same_keyword_results(data, queries: list[str], doc_ids: list[str] | None = None) -> None:
+    """Pruned keyword search gives exactly what scoring every posting gives, at every depth."""
+    rows = data._rows_of(doc_ids)
+    for query in queries:
+        for n in (1, 3, 10, 50):
+            expected = dict(data.bm25.search(query, n, rows=rows, prune=False))
+            assert data.keyword_search(query, n, doc_ids) == expected, (query, n, doc_ids)
+
+
+def _tiny_queries(data) -> list[str]:
+    """The test questions plus pieces of the indexed passages themselves (many shared terms)."""
+    return [*QUERIES, *(data.index_text(row)[5:25] for row in range(0, len(data.passages), 3))]
+
+
+def test_pruned_keyword_search_equals_exhaustive_on_the_tiny_corpus(tiny_docs, doc_by_file, embedder):
+    *first, last = tiny_docs
+    grown = add_documents(build_index(first, embedder), [last], embedder)  # a second segment
+    news = doc_by_file["c_qinghe_news.txt"].doc_id
+    shrunk = remove_documents(grown, [news])  # dead rows in the first segment
+    for data in (build_index(tiny_docs, embedder), grown, shrunk):
+        queries = _tiny_queries(data)
+        _same_keyword_results(data, queries)
+        for doc in data.documents.values():
+            _same_keyword_results(data, queries[:6], [doc.doc_id])
+        _same_keyword_results(data, queries[:6], list(data.documents)[:2])
+    assert not set(shrunk.keyword_search("清河镇乡村振兴推进会", 50)) & set(grown.doc_rows[news])
+
+
+def test_segments_save_their_bounds_under_checksum(saved, embedder):
+    index_dir, _ = saved
+    manifest = json.loads((live_folder(index_dir) / "manifest.json").read_text(encoding="utf-8"))
+    assert {"bm25/max_tf.npy", "bm25/min_len.npy"} <= {n.split("/", 2)[-1] for n in manifest["checksums"]}
+    flip_tail(segment_file(index_dir, "bm25/max_tf.npy"), start=130)
+    with pytest.raises(IndexCorruptError, match="rebuild"):
+        load_index(index_dir, embedder.name, embedder.dim)
+
+
+def _drop_bounds(index_dir: Path) -> None:
+    """Make the live version look like one saved before segments had bounds: no files, no checksums."""
+    folder = live_folder(index_dir)
+    manifest_path = folder / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    for name in [n for n in manifest["checksums"] if n.endswith(("/max_tf.npy", "/min_len.npy"))]:
+        (folder / name).unlink()
+        del manifest["checksums"][name]
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def test_an_index_saved_without_bounds_loads_and_gets_them_on_the_next_save(saved, tiny_docs, embedder):
+    index_dir, data = saved
+    _drop_bounds(index_dir)
+    old = load_index(index_dir, embedder.name, embedder.dim)  # bounds computed from the postings
+    queries = _tiny_queries(data)
+    for query in queries:
+        assert old.keyword_search(query, 10) == data.keyword_search(query, 10)
+    extra = build_index(tiny_docs[:1], embedder)
+    doc = next(iter(extra.documents.values()))
+    from dataclasses import replace as with_changes
+
+    grown = add_documents(old, [with_changes(doc, doc_id=f"{doc.doc_id}-copy")], embedder)
+    save_index(grown, index_dir)  # the old segment is linked, and its bounds written beside it
+    manifest = json.loads((live_folder(index_dir) / "manifest.json").read_text(encoding="utf-8"))
+    first = f"segments/{old.segments[0].name}/bm25/"
+    assert {f"{first}max_tf.npy", f"{first}min_len.npy"} <= set(manifest["checksums"])
+    loaded = load_index(index_dir, embedder.name, embedder.dim)
+    np.testing.assert_array_equal(loaded.bm25.segments[0].max_tf, data.bm25.segments[0].max_tf)
+    np.testing.assert_array_equal(loaded.bm25.segments[0].min_len, data.bm25.segments[0].min_len)
+    _same_keyword_results(loaded, queries)
+    for query in queries:
+        assert loaded.keyword_search(query, 10) == grown.keyword_search(query, 10)
