@@ -39,6 +39,10 @@ DEFAULT_TOKENIZER = "char123"
 DEFAULT_K1 = 1.5
 DEFAULT_B = 0.75
 
+# Below this many postings per row in the query's lists, scoring them all is faster than pruning (whose per-term
+# steps cost more than reading a short list): at 100k rows, pruning wins from ~2.5 postings per row on (bench/README).
+EXHAUSTIVE_BELOW = 2.5
+
 _META_FILE = "qa_bm25.json"
 _FORMAT_VERSION = 2
 
@@ -273,6 +277,9 @@ class BM25Index:
         plan = self._plan(query)
         if plan is None:
             return np.zeros(len(self), dtype=np.float32)
+        return self._scores(plan)
+
+    def _scores(self, plan: _QueryPlan) -> np.ndarray:
         term_of, rows, tf = [], [], []
         for s, (seg_rows, seg_tf) in enumerate(self._postings_of):
             present = np.flatnonzero(plan.ends[s] > plan.starts[s])
@@ -302,29 +309,34 @@ class BM25Index:
             query: the question.
             k: maximum number of results, >= 1 (larger than the corpus is fine).
             rows: search only these rows (any order, repeats allowed); None: all rows.
-            prune: skip what cannot enter the top ``k`` (MaxScore, :meth:`_max_score`); False scores every
-                posting (:meth:`scores`). Both give the same pairs.
+            prune: skip what cannot enter the top ``k`` (MaxScore, :meth:`_max_score`) when the query's terms have
+                at least ``EXHAUSTIVE_BELOW`` postings per row, or score only ``rows`` when they are few; False
+                scores every posting (:meth:`scores`). Both give the same pairs.
 
         Returns:
             Pairs sorted by descending score, ties by ascending row.
         """
         _check_k(k)
         allowed = None if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
-        if not prune:
-            scores = self.scores(query)
-            if allowed is not None:
-                masked = np.zeros_like(scores)
-                masked[allowed] = scores[allowed]
-                scores = masked
-            return top_k(scores, k)
         plan = self._plan(query)
-        if plan is None or (allowed is not None and allowed.size == 0):
+        if plan is None:
             return []
+        postings = int((plan.ends - plan.starts).sum())
         if allowed is not None:
             allowed = allowed[self._alive[allowed]]
-        return self._max_score(plan, k, allowed)
+            if prune and allowed.size * 4 < postings:  # few rows: score just them
+                return self._max_score(plan, k, allowed, only_allowed=True)
+        if prune and postings >= EXHAUSTIVE_BELOW * len(self):
+            return self._max_score(plan, k, allowed)
+        scores = self._scores(plan)
+        if allowed is not None:
+            masked = np.zeros_like(scores)
+            masked[allowed] = scores[allowed]
+            scores = masked
+        return top_k(scores, k)
 
-    def _max_score(self, plan: _QueryPlan, k: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+    def _max_score(self, plan: _QueryPlan, k: int, allowed: np.ndarray | None, only_allowed: bool = False,
+                   ) -> list[tuple[int, float]]:
         """Top ``k`` by MaxScore over the plan's terms, strongest bound first (Turtle & Flood 1995, as in Lucene).
 
         ``remaining[t]`` bounds what terms t.. can add to any row. Phase 1 reads terms whole, adding their scores
@@ -333,7 +345,8 @@ class BM25Index:
         only looks candidates up in the remaining (long, low-IDF) posting lists, dropping a candidate as soon as
         its score plus ``remaining`` falls below ``theta``. A dropped row scores below the final k-th, so the top
         ``k`` is exact; each row's terms are added in the same order as in :meth:`scores`, so are the scores.
-        ``allowed`` (ascending live rows) restricts the rows; when few, they are the candidates from the start.
+        ``allowed`` (ascending live rows) restricts the rows; with ``only_allowed``, they are the candidates from the
+        start (no list is read whole).
         """
         n_terms = plan.weights.size
         remaining = np.zeros(n_terms + 1)
@@ -342,8 +355,7 @@ class BM25Index:
         # never ties the k-th score.
         margin = 1.0 - 1e-5
         theta = 0.0
-        postings = int((plan.ends - plan.starts).sum())
-        if allowed is not None and allowed.size * 4 < postings:
+        if only_allowed and allowed is not None:
             candidates, acc, t = allowed, np.zeros(allowed.size), 0
         else:
             ok = self._alive if allowed is None else np.zeros(len(self), bool)

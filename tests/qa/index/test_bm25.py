@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qa.index import bm25
 from qa.index.bm25 import DEFAULT_TOKENIZER, BM25Index, BM25Params, BM25Segment
 from qa.index.tokenize import TOKENIZER_NAMES
 
@@ -213,7 +214,14 @@ def random_index() -> tuple[BM25Index, list[str]]:
     return segmented(texts, [150, 260, 330], deleted=sorted(rng.choice(400, 40, replace=False).tolist())), texts
 
 
-def test_pruned_top_k_equals_exhaustive_on_random_queries(random_index) -> None:
+@pytest.fixture(params=[0.0, bm25.EXHAUSTIVE_BELOW], ids=["always-pruned", "default"])
+def pruning(request, monkeypatch) -> float:
+    """Prune every query (0), or only those with many postings per row, as the service does."""
+    monkeypatch.setattr(bm25, "EXHAUSTIVE_BELOW", request.param)
+    return request.param
+
+
+def test_pruned_top_k_equals_exhaustive_on_random_queries(random_index, pruning) -> None:
     index, _ = random_index
     queries = random_queries(np.random.default_rng(1), 120)
     for query in queries:
@@ -223,7 +231,7 @@ def test_pruned_top_k_equals_exhaustive_on_random_queries(random_index) -> None:
             assert not {row for row, _ in pruned} & set(index.deleted.tolist())
 
 
-def test_pruned_top_k_equals_exhaustive_within_allowed_rows(random_index) -> None:
+def test_pruned_top_k_equals_exhaustive_within_allowed_rows(random_index, pruning) -> None:
     index, _ = random_index
     rng = np.random.default_rng(2)
     for query in random_queries(rng, 60):
@@ -256,7 +264,7 @@ def test_scores_are_bm25_over_the_live_rows(random_index) -> None:
         np.testing.assert_allclose(index.scores(query), expected, rtol=2e-5, atol=1e-6)
 
 
-def test_ties_are_broken_by_row_on_both_paths() -> None:
+def test_ties_are_broken_by_row_on_both_paths(pruning) -> None:
     texts = ["古塔区", "经济", "古塔区", "古塔区", "经济", "古塔区"] * 5
     index = segmented(texts, [7, 19], deleted=[2])
     for k in range(1, 25):
@@ -294,6 +302,7 @@ def _live_postings(index: BM25Index, plan, t: int) -> tuple[np.ndarray, np.ndarr
 
 def test_a_common_term_is_looked_up_not_read(monkeypatch) -> None:
     """With a rare term setting the bar, the long list of a common term is only searched for the candidates."""
+    monkeypatch.setattr(bm25, "EXHAUSTIVE_BELOW", 0.0)
     texts = ["经济发展"] * 300 + ["古塔区经济"] + ["经济"] * 300
     index = segmented(texts, [200, 400], deleted=[5])
     read: list[int] = []

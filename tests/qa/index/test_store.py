@@ -11,7 +11,7 @@ import pytest
 
 from embeddings.hashing import HashingEmbedder
 from qa.errors import IndexCorruptError, IndexMismatchError, IndexNotFoundError
-from qa.index import build
+from qa.index import bm25, build
 from qa.index.build import MAX_SEGMENTS, add_documents, build_index, remove_documents
 from qa.index.segments import IndexConfig, passage_index_text
 from qa.index.versions import load_index, open_cache, save_index
@@ -414,7 +414,10 @@ def _tiny_queries(data) -> list[str]:
     return [*QUERIES, *(data.index_text(row)[5:25] for row in range(0, len(data.passages), 3))]
 
 
-def test_pruned_keyword_search_equals_exhaustive_on_the_tiny_corpus(tiny_docs, doc_by_file, embedder):
+@pytest.mark.parametrize("exhaustive_below", [0.0, bm25.EXHAUSTIVE_BELOW])
+def test_pruned_keyword_search_equals_exhaustive_on_the_tiny_corpus(tiny_docs, doc_by_file, embedder, monkeypatch,
+                                                                    exhaustive_below):
+    monkeypatch.setattr(bm25, "EXHAUSTIVE_BELOW", exhaustive_below)
     *first, last = tiny_docs
     grown = add_documents(build_index(first, embedder), [last], embedder)  # a second segment
     news = doc_by_file["c_qinghe_news.txt"].doc_id
