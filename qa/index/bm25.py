@@ -78,8 +78,8 @@ class BM25Index:
     unchanged segments, so a reader holding the old index is never disturbed by a writer.
     """
 
-    __slots__ = ("_alive", "_avgdl", "_dead_local", "_live", "_norm", "_offsets", "_params", "_postings_of",
-                 "_tokenizer", "deleted", "segments")
+    __slots__ = ("_alive", "_avgdl", "_dead_local", "_dead_terms", "_live", "_norm", "_offsets", "_params",
+                 "_postings_of", "_tokenizer", "deleted", "segments")
 
     def __init__(self, segments: Sequence[BM25Segment], params: BM25Params,
                  deleted: Iterable[int] | np.ndarray = ()) -> None:
@@ -110,6 +110,7 @@ class BM25Index:
         bounds = np.searchsorted(self.deleted, self._offsets)
         self._dead_local = [(self.deleted[a:b] - off).astype(np.int32)
                             for a, b, off in zip(bounds[:-1], bounds[1:], self._offsets[:-1])]
+        self._dead_terms: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(self.segments)
 
     @classmethod
     def build(
@@ -146,16 +147,28 @@ class BM25Index:
 
     def with_segment(self, segment: BM25Segment) -> BM25Index:
         """A new index with ``segment``'s rows appended after the current ones."""
-        return BM25Index([*self.segments, segment], self._params, self.deleted)
+        return BM25Index([*self.segments, segment], self._params, self.deleted)._inherit(self)
 
     def without_rows(self, rows: Iterable[int]) -> BM25Index:
         """A new index in which ``rows`` no longer match anything."""
-        return BM25Index(self.segments, self._params, np.concatenate([self.deleted, np.asarray(list(rows), np.int64)]))
+        deleted = np.concatenate([self.deleted, np.asarray(list(rows), np.int64)])
+        return BM25Index(self.segments, self._params, deleted)._inherit(self)
 
     def merged(self, start: int, stop: int) -> BM25Index:
         """A new index in which segments ``start..stop-1`` are one segment (same rows, same scores)."""
         merged = BM25Segment.concat(self.segments[start:stop])
-        return BM25Index([*self.segments[:start], merged, *self.segments[stop:]], self._params, self.deleted)
+        return BM25Index([*self.segments[:start], merged, *self.segments[stop:]], self._params,
+                         self.deleted)._inherit(self)
+
+    def _inherit(self, old: BM25Index) -> BM25Index:
+        """Take over ``old``'s deleted-row term counts of the segments whose deleted rows did not change."""
+        position = {id(segment): i for i, segment in enumerate(old.segments)}
+        for s, segment in enumerate(self.segments):
+            i = position.get(id(segment))
+            if i is not None and old._dead_terms[i] is not None and np.array_equal(old._dead_local[i],
+                                                                                   self._dead_local[s]):
+                self._dead_terms[s] = old._dead_terms[i]
+        return self
 
     @property
     def params(self) -> BM25Params:
@@ -184,7 +197,7 @@ class BM25Index:
             return None
         wanted = np.array(list(counts))
         shape = (len(self.segments), wanted.size)
-        starts, ends = np.zeros(shape, np.int64), np.zeros(shape, np.int64)
+        starts, ends, term_ids = np.zeros(shape, np.int64), np.zeros(shape, np.int64), np.zeros(shape, np.int64)
         max_tf, min_len = np.zeros(shape, np.float64), np.zeros(shape, np.float64)
         for s, segment in enumerate(self.segments):
             vocab = segment.vocab
@@ -193,11 +206,12 @@ class BM25Index:
             j = np.minimum(np.searchsorted(vocab, wanted), vocab.size - 1)
             found = np.flatnonzero(vocab[j] == wanted)
             j = j[found]
+            term_ids[s, found] = j
             starts[s, found], ends[s, found] = segment.indptr[j], segment.indptr[j + 1]
             max_tf[s, found], min_len[s, found] = segment.max_tf[j], segment.min_len[j]
         df = (ends - starts).sum(axis=0)
         if self.deleted.size:
-            df -= self._dead_postings(starts, ends)
+            df -= self._dead_postings(term_ids, ends > starts)
         live = np.flatnonzero(df > 0)
         if live.size == 0:
             return None
@@ -215,23 +229,38 @@ class BM25Index:
         order = live[np.lexsort((live, -bounds[live]))]
         return _QueryPlan(starts[:, order], ends[:, order], weights[order], bounds[order])
 
-    def _dead_postings(self, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """Per query term, its postings in deleted rows: a binary search per deleted row in a long posting list,
-        else a pass over the list."""
-        dead = np.zeros(starts.shape[1], np.int64)
+    def _dead_postings(self, term_ids: np.ndarray, present: np.ndarray) -> np.ndarray:
+        """Per query term (``term_ids[s, t]`` in segment s where ``present``), its postings in deleted rows."""
+        dead = np.zeros(term_ids.shape[1], np.int64)
         for s, local in enumerate(self._dead_local):
             if local.size == 0:
                 continue
-            rows = self._postings_of[s][0]
-            alive = self._alive[self._offsets[s]:self._offsets[s + 1]]
-            for t in np.flatnonzero(ends[s] > starts[s]).tolist():
-                listed = rows[starts[s, t]:ends[s, t]]
-                if local.size * 16 < listed.size:
-                    pos = np.minimum(np.searchsorted(listed, local), listed.size - 1)
-                    dead[t] += np.count_nonzero(listed[pos] == local)
-                else:
-                    dead[t] += listed.size - np.count_nonzero(alive[listed])
+            ids, counts = self._dead_terms_of(s)
+            asked = np.flatnonzero(present[s])
+            if ids.size == 0 or asked.size == 0:
+                continue
+            j = term_ids[s, asked]
+            pos = np.minimum(np.searchsorted(ids, j), ids.size - 1)
+            hit = ids[pos] == j
+            dead[asked[hit]] += counts[pos[hit]]
         return dead
+
+    def _dead_terms_of(self, s: int) -> tuple[np.ndarray, np.ndarray]:
+        """Segment s's terms that occur in its deleted rows (ascending ids) and in how many of them.
+
+        One pass over the segment's postings, on the first query that needs it; kept with the index and handed to
+        the indexes derived from it while the segment's deleted rows stay the same. A query then counts deleted
+        postings with one binary search per segment instead of reading its terms' lists.
+        """
+        found = self._dead_terms[s]
+        if found is None:
+            dead = np.zeros(len(self.segments[s]), bool)
+            dead[self._dead_local[s]] = True
+            positions = np.flatnonzero(dead[self._postings_of[s][0]])
+            terms = np.searchsorted(np.asarray(self.segments[s].indptr), positions, side="right") - 1
+            found = np.unique(terms, return_counts=True)
+            self._dead_terms[s] = found
+        return found
 
     def _term_postings(self, plan: _QueryPlan, t: int) -> tuple[np.ndarray, np.ndarray]:
         """All postings of the plan's term ``t``: (global rows ascending, term frequencies); deleted rows included."""

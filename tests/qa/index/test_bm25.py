@@ -337,3 +337,20 @@ def test_bounds_that_do_not_fit_the_vocabulary_are_refused(tmp_path: Path) -> No
     np.save(tmp_path / "bm25" / "segment-0000" / "max_tf.npy", np.zeros(3, np.uint16))
     with pytest.raises(ValueError, match="inconsistent"):
         BM25Index.load(tmp_path / "bm25")
+
+
+def test_deleted_postings_are_counted_once_per_segment_and_handed_on() -> None:
+    texts = CORPUS * 3
+    index = segmented(texts, [6, 12], deleted=[1, 3])
+    query = "发展经济改革"
+    index.search(query, 3)
+    counted = index._dead_terms[0]
+    assert counted is not None and index._dead_terms[1] is None  # segment 1 has no deleted row
+    later = index.without_rows([13]).with_segment(BM25Index.segment_for(CORPUS[:2]))
+    assert later._dead_terms[0] is counted and later._dead_terms[2] is None  # segment 2 changed
+    live = [r for r in range(len(later)) if r not in (1, 3, 13)]
+    rebuilt = BM25Index.build([(texts + CORPUS[:2])[r] for r in live])
+    for q in [query, *QUERIES]:
+        np.testing.assert_allclose(later.scores(q)[live], rebuilt.scores(q), rtol=1e-6)
+        assert later.search(q, 4) == later.search(q, 4, prune=False)
+        assert [later.doc_freq(t) for t in later.query_terms(q)] == [rebuilt.doc_freq(t) for t in later.query_terms(q)]
