@@ -9,7 +9,7 @@ Layout of an index folder::
         segments/s-<id>/    a block of consecutive rows, written once, hard-linked into later versions
             documents.jsonl     its documents (text, metadata, outline, row range)
             passages.jsonl      one passage per line; line i is row first_row + i
-            bm25/*.npy          its BM25 postings (qa.index.bm25.BM25Segment), memory-mapped when loaded
+            bm25/*.npy          its BM25 postings and per-term bounds (qa.index.postings.BM25Segment), memory-mapped
         deleted.json        rows and documents deleted since their segment was written
         vectors.faiss/.json dense vectors of the live rows (embeddings.VectorIndex)
 
