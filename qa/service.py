@@ -174,18 +174,9 @@ class QAService:
                 return False
 
     def _load_newer(self) -> None:
-        """Load the live version if it is not the served one; retried when a newer one replaces it mid-load."""
-        for _ in range(5):
-            live = self._newer_version()
-            if live is None:
-                return
-            try:
-                self.load()
-                return
-            except (IndexCorruptError, IndexNotFoundError):
-                if live_version_name(self.index_dir) == live:
-                    raise  # still the live version: really broken
-        self.load()
+        """Load the live version if it is not the served one."""
+        if self._newer_version() is not None:
+            self.load()
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -211,7 +202,19 @@ class QAService:
             self._start_vector_worker()
 
     def load(self) -> None:
-        """Load the saved index (raises IndexNotFoundError/IndexMismatchError/IndexCorruptError)."""
+        """Load the live version (raises IndexNotFoundError/IndexMismatchError/IndexCorruptError).
+
+        A version that another process replaces, and removes, while this one reads it is not an error: the newer
+        version is read instead (a few times at most).
+        """
+        for _ in range(5):
+            live = live_version_name(self.index_dir)
+            try:
+                self._publish(load_index(self.index_dir, self.embedder.name, self.embedder.dim))
+                return
+            except (IndexCorruptError, IndexNotFoundError):
+                if live is None or live_version_name(self.index_dir) == live:
+                    raise  # nothing replaced it: the index really is missing or broken
         self._publish(load_index(self.index_dir, self.embedder.name, self.embedder.dim))
 
     def _save(self, change: Callable[[EmbeddingCache], IndexData]) -> IndexData:

@@ -427,7 +427,7 @@ def load_index(index_dir: Path, model_name: str, dim: int) -> IndexData:
         data = IndexData(tuple(segments), vectors, bm25, model_name, dim, config, removed, version=folder.name)
     except VectorIndexMismatch as e:
         raise IndexMismatchError(str(e)) from e
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as e:
+    except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError) as e:  # RuntimeError: faiss
         raise IndexCorruptError(f"index in {folder} cannot be read ({e}); rebuild with `qa index --rebuild`") from e
     # Passages added with their vectors deferred have none yet: the manifest says how many.
     expected_vectors = data.passage_count - int(manifest.get("passages_without_vectors", 0))

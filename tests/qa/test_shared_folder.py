@@ -107,6 +107,29 @@ def test_readers_never_see_a_torn_index_while_another_service_writes(folder):
     assert {d.doc_id for d in reader.documents()} == {d.doc_id for d in writer.documents()}
 
 
+def test_a_service_starting_while_another_replaces_versions_loads_the_newer_one(folder):
+    writer = open_service(folder)
+    problems: list[str] = []
+    stop = threading.Event()
+
+    def start_services() -> None:
+        while not stop.is_set():
+            try:
+                QAService(folder, HashingEmbedder()).load()
+            except Exception as e:  # noqa: BLE001 - any failure is what this test looks for
+                problems.append(repr(e))
+
+    thread = threading.Thread(target=start_services)
+    thread.start()
+    try:
+        for i in range(8):  # every change writes a new version and removes the one before
+            writer.add_document(document_from_text(f"第{i}号通知\n请各单位于{i + 1}日前报送材料。\n", f"n{i}.txt"))
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert not problems, problems[:3]
+
+
 def test_qa_index_is_refused_while_a_server_serves_the_folder(folder, qa_env, run_cli, tiny_dir, monkeypatch):
     monkeypatch.setenv("QA_INDEX_DIR", str(folder))
     served = ServeLock(folder)

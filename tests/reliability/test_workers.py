@@ -42,7 +42,7 @@ def test_two_workers_serve_one_folder_and_follow_each_others_changes(base_index:
         answers = _ask_each_worker(served.url)
         assert len(answers) == 2, "the kernel sent every new connection to one worker"
         for pid, response in answers.items():
-            assert response.status_code == 200
+            assert response.status_code == 200, (pid, response.text, served.log()[-3000:])
             assert response.json()["hits"][0]["doc_id"] == doc_id, f"worker {pid} serves an older version"
         with httpx.Client(base_url=served.url, timeout=30) as client:
             assert client.delete(f"/v1/documents/{doc_id}").status_code == 200
