@@ -71,6 +71,9 @@ _CHAR_TOKENIZERS = frozenset({"char", "char2", "char123"})
 COMPACT_DEAD_FRACTION = 0.5
 # Passages embedded between two saves of deferred vectors: each save writes the vector file, so not every batch.
 VECTOR_CHUNK = 256
+# Passages per encoder call in the background: questions wait for the call in progress (one model, one call at a
+# time), and 32 passages took ~6 s on 2 cores (a search during it waited as long); 4 take under a second.
+BACKGROUND_BATCH = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +339,8 @@ class QAService:
         waiting = int(np.isin(np.asarray(rows, dtype=np.int64), snapshot.pending).sum()) if len(snapshot.pending) else 0
         return VectorProgress(len(rows) - waiting, len(rows))
 
-    def fill_vectors(self, progress: Callable[[int], None] | None = None, chunk: int = VECTOR_CHUNK) -> int:
+    def fill_vectors(self, progress: Callable[[int], None] | None = None, chunk: int = VECTOR_CHUNK,
+                     batch_size: int | None = None) -> int:
         """Embed up to `chunk` passages that have no vector yet and save them as a new version; returns how many.
 
         The encoding runs without the write lock (searches and other changes go on); only adding the vectors and
@@ -350,7 +354,7 @@ class QAService:
         rows = pending if data.vectors.needs_training else pending[:chunk]
         texts = [data.index_text(int(row)) for row in rows]
         with open_cache(self.index_dir) as cache:
-            vectors = encode_documents_cached(self.embedder, texts, cache, batch_size=self.batch_size,
+            vectors = encode_documents_cached(self.embedder, texts, cache, batch_size=batch_size or self.batch_size,
                                               progress=progress)
         with self._writing():
             current = self.snapshot.data
@@ -394,7 +398,7 @@ class QAService:
                     if self._stop.wait(2.0):
                         return
                     self.refresh()
-                elif self.fill_vectors():
+                elif self.fill_vectors(batch_size=min(BACKGROUND_BATCH, self.batch_size)):
                     pause = 1.0
                     continue
             except Exception as e:  # noqa: BLE001 - an embedder or disk failure must not end the filling
