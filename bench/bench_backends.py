@@ -66,7 +66,7 @@ def main() -> None:
             service.index_paths([args.corpus], rebuild=True)
             index_s = time.perf_counter() - started
             for mode in ("hybrid", "bm25", "dense"):
-                reports = [evaluate(lambda q, m=mode: service.ask(q, top_k=10, mode=m), questions, mode)
+                reports = [evaluate(lambda q, m=mode, s=service: s.ask(q, top_k=10, mode=m), questions, mode)
                            for _ in range(args.repeat)]
                 s = reports[0].summary
                 p50 = statistics.median(r.summary["latency_ms"]["p50"] for r in reports)

@@ -214,8 +214,8 @@ def _title_from_header(text: str, header: list[tuple[int, int]]) -> str | None:
     titles = []
     for start, end in header:
         raw = text[start:end].strip()
-        if (_SPEAKER_LINE.match(raw) or any(p.search(raw) for p in _DATE_PATTERNS) or raw.startswith(("--", "——"))
-                or raw.startswith("【")):
+        if (_SPEAKER_LINE.match(raw) or any(p.search(raw) for p in _DATE_PATTERNS)
+                or raw.startswith(("--", "——", "【"))):
             if titles:
                 break
             continue

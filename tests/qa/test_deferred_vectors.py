@@ -143,5 +143,5 @@ def test_changes_while_the_vectors_are_filled_lose_nothing(folder):
     wait_for(lambda: service.vector_progress().done == service.vector_progress().total, timeout=60)
     service.close()
     data = load_index(folder, HASHING.name, HASHING.dim)
-    assert set(d.doc_id for d in docs[1:]) <= set(data.documents) and docs[0].doc_id not in data.documents
+    assert {d.doc_id for d in docs[1:]} <= set(data.documents) and docs[0].doc_id not in data.documents
     assert sorted(data.vectors.ids().tolist()) == sorted(data.live_rows())
