@@ -109,12 +109,26 @@ class HitOut(BaseModel):
         )
 
 
+class ExactOut(BaseModel):
+    """The asked value itself inside the answer sentence: `text[start:end]` of the hit ranked `rank`."""
+
+    rank: int = Field(description="1-based rank of the hit that holds it")
+    start: int
+    end: int
+    text: str
+
+
 class AnswerOut(BaseModel):
-    """The extractive answer: the top passage's answering sentence, or a 不知道 sentence with the reason."""
+    """The extractive answer: the best answering sentence among the top passages, or a 不知道 sentence with the
+    reason."""
 
     text: str
     answerable: bool
     confidence: float = Field(description="weighted share of the question's terms in the best passage, 0..1")
+    source_rank: int | None = Field(None, description="1-based rank of the hit whose sentence is the answer text; "
+                                                      "null for 不知道")
+    exact: ExactOut | None = Field(None, description="for number and date questions, the asked value inside the "
+                                                     "answer sentence when one is clear (e.g. `10.4亿元`)")
 
 
 class SearchResponse(BaseModel):
@@ -127,7 +141,12 @@ class SearchResponse(BaseModel):
     def from_answer(cls, answer: Answer, took_ms: float) -> SearchResponse:
         return cls(
             query=answer.query,
-            answer=AnswerOut(text=answer.text, answerable=answer.answerable, confidence=answer.confidence),
+            answer=AnswerOut(
+                text=answer.text, answerable=answer.answerable, confidence=answer.confidence,
+                source_rank=None if answer.source is None else answer.source + 1,
+                exact=None if answer.exact is None else ExactOut(
+                    rank=answer.exact.hit + 1, start=answer.exact.start, end=answer.exact.end,
+                    text=answer.exact.text)),
             hits=[HitOut.from_hit(i, hit) for i, hit in enumerate(answer.hits, start=1)],
             took_ms=round(took_ms, 2),
         )

@@ -124,11 +124,33 @@ class Hit:
 
 
 @dataclass(frozen=True, slots=True)
+class ExactAnswer:
+    """The asked value itself inside the answer sentence (`10.4亿元` for a 多少 question).
+
+    Attributes:
+        hit: 0-based index into ``Answer.hits`` of the passage that holds it.
+        start / end: ``hits[hit].passage.text[start:end] == text``.
+    """
+
+    hit: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
-    """What the service says to a question: the answer text, whether the documents give it, and the evidence."""
+    """What the service says to a question: the answer text, whether the documents give it, and the evidence.
+
+    Attributes:
+        source: 0-based index into `hits` of the passage whose sentence is the answer text (None for 不知道).
+        exact: the asked value inside that sentence, when the question asks for a figure or date and one is clear.
+    """
 
     query: str
     text: str
     answerable: bool
     hits: tuple[Hit, ...]
     confidence: float = 0.0
+    source: int | None = None
+    exact: ExactAnswer | None = None

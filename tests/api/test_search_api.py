@@ -87,3 +87,19 @@ def test_openapi_publishes_the_schemas(client, settings):
 
 def test_docs_page_is_served(client):
     assert client.get("/docs").status_code == 200
+
+
+def test_answer_gives_its_source_rank_and_the_exact_value(client):
+    body = client.post("/v1/search", json={"query": QUESTION, "top_k": 5}).json()
+    answer = body["answer"]
+    assert answer["source_rank"] is not None and answer["text"]
+    exact = answer["exact"]
+    assert exact is not None and exact["text"] == ANSWER
+    hit = body["hits"][exact["rank"] - 1]
+    assert hit["text"][exact["start"]:exact["end"]] == ANSWER
+    assert ANSWER in hit["answer_span"]["text"]
+
+
+def test_unanswerable_answer_has_no_source_or_exact_value(client):
+    answer = client.post("/v1/search", json={"query": "古塔区的GDP总量是多少亿元"}).json()["answer"]
+    assert answer["source_rank"] is None and answer["exact"] is None

@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 from qa.index.segments import passage_index_text
-from qa.search.answer import Evidence, TermWeights, best_sentence, build_answer, judge, question_type
+from qa.search.answer import (
+    Evidence,
+    Focus,
+    TermWeights,
+    best_sentence,
+    build_answer,
+    judge,
+    question_focus,
+    question_type,
+)
 from qa.service import QAService
 from qa.types import Hit, Passage
 
@@ -237,3 +246,133 @@ def test_service_ask_answers_and_refuses(tmp_path: Path, tiny_dir: Path, embedde
     assert "2023年11月1日" in answer.text
     assert service.ask("如何做红烧肉").answerable is False
     assert service.ask("如何做红烧肉", mode="bm25").answerable is False
+
+
+# --- the answer sentence across the top hits ----------------------------------------------------------------------
+
+
+def titled_hits(*pairs: tuple[str, str]) -> list[Hit]:
+    """Hits from (doc_title, text) pairs, best first."""
+    hits = []
+    for i, (title, text) in enumerate(pairs):
+        passage = Passage(passage_id=f"doc{i}:0-{len(text)}", doc_id=f"doc{i}", doc_title=title, section_path=(),
+                          paragraph_index=0, char_start=0, char_end=len(text), text=text)
+        hits.append(Hit(passage, score=1.0 - i * 0.1))
+    return hits
+
+
+def test_answer_sentence_comes_from_a_lower_hit_when_it_covers_the_question_and_gives_the_figure():
+    first = "东城区固定资产投资工作推进有序，项目建设总体平稳。"
+    second = "今年以来，东城区固定资产投资完成12.6亿元，同比增长8.3%。"
+    hits = hits_for(first, second)
+    answer = build_answer("东城区固定资产投资完成多少", hits, evidence_for(first, second))
+    assert answer.answerable is True
+    assert "12.6亿元" in answer.text
+    assert answer.source == 1
+    assert [h.passage.passage_id for h in answer.hits] == [h.passage.passage_id for h in hits]  # order kept
+
+
+def test_answer_stays_with_the_first_hit_when_a_lower_one_is_no_better():
+    first = "东城区固定资产投资完成12.6亿元。"
+    second = "西城区固定资产投资完成9.1亿元。"
+    answer = build_answer("东城区固定资产投资完成多少", hits_for(first, second), evidence_for(first, second))
+    assert "12.6亿元" in answer.text and answer.source == 0
+
+
+def test_title_words_count_for_every_sentence_so_the_asked_attribute_decides():
+    # The subject is named in the title and the first sentence only; the answer says `其叶…`.
+    text = "青皮木兰是木兰科的一种乔木，分布于山地林中。其叶呈椭圆形，长8至12厘米。花期为4至5月。"
+    hits = titled_hits(("青皮木兰", text))
+    answer = build_answer("青皮木兰的叶是什么形状", hits, evidence_for(text))
+    assert answer.text.startswith("其叶呈椭圆形")
+
+
+def test_a_heading_is_answered_with_the_sentences_under_it():
+    text = ("二是落实“两个责任”。进一步强化镇街和社区的属地责任，强化企业的主体责任，严防疫情输入。"
+            "三是做好物资保障。")
+    answer = build_answer("会议要求落实的“两个责任”是什么", hits_for(text), evidence_for(text))
+    assert answer.text.startswith("二是落实")
+    assert "属地责任" in answer.text
+    assert "物资保障" not in answer.text  # stops at the next item of the same list
+    span = answer.hits[0].answer
+    assert span is not None and text[span.start:span.end] == span.text
+
+
+def test_a_sentence_end_inside_brackets_does_not_split_the_sentence():
+    text = "白头翁（学名：Pulsatilla；又名老公花）是毛茛科植物，高约30厘米。"
+    span, _ = best_sentence("白头翁有多高", text, evidence_for(text).weights)
+    assert span.text == text
+
+
+# --- the exact value -------------------------------------------------------------------------------------------------
+
+
+def test_exact_value_of_a_number_question_with_offsets():
+    text = "规模以上增加值完成38.1亿元，增长21.6%；同时，固定资产投资完成10.4亿元，增速居全市第2位。"
+    answer = build_answer("固定资产投资完成多少", hits_for(text), evidence_for(text))
+    assert answer.exact is not None
+    assert answer.exact.text == "10.4亿元"
+    hit = answer.hits[answer.exact.hit]
+    assert hit.passage.text[answer.exact.start:answer.exact.end] == "10.4亿元"
+
+
+def test_exact_value_of_a_when_question_is_the_whole_date():
+    text = "今冬森林防火形势严峻。全区森林防火期为2023年11月1日至2024年5月31日。"
+    answer = build_answer("森林防火期从哪天开始", hits_for(text), evidence_for(text))
+    assert answer.exact is not None and answer.exact.text == "2023年11月1日"
+
+
+def test_exact_value_skips_a_figure_the_question_states_and_is_none_for_other_questions():
+    text = "2019年，东城区常住人口为52万人。"
+    answer = build_answer("2019年东城区常住人口有多少", hits_for(text), evidence_for(text))
+    assert answer.exact is not None and answer.exact.text == "52万人"
+    assert build_answer("东城区的常住人口情况怎样", hits_for(text), evidence_for(text)).exact is None
+
+
+# --- 不知道 that reads clauses -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("大理石有多高", Focus(left="大理石", adjective="高")),
+    ("尤金袋鼠的体重大约是多少", Focus(left="鼠的体重")),
+    ("有多少病人在首个小时内死亡", Focus(right="病人在首")),
+    ("东城区利润下降了多少", Focus(left="利润下降")),
+])
+def test_question_focus(question, expected):
+    assert question_focus(question) == expected
+
+
+def test_x_in_the_clause_of_the_asked_quantity_is_unanswerable_despite_other_figures():
+    text = "上半年全区工业产值下降20%，利润下降X%，用电量增长3.5%。"
+    evidence = evidence_for(text)
+    verdict = judge("上半年全区利润下降了多少", hits_for(text), evidence)
+    assert verdict.answerable is False and "X" in verdict.reason
+    assert judge("上半年全区工业产值下降了多少", hits_for(text), evidence).answerable is True
+
+
+@pytest.mark.parametrize(("question", "title", "text"), [
+    # a height named by the adjective only
+    ("青皮木兰有多高", "青皮木兰", "青皮木兰是木兰科乔木。树高可达25米，胸径约1米。"),
+    # a count in Chinese numerals
+    ("实验中学目前有几个校区", "实验中学", "实验中学创办于1956年。学校现有两个校区，分别位于城东和城西。"),
+    # a month range, away from the asked event's words
+    ("青皮木兰什么时候开花", "青皮木兰", "青皮木兰是木兰科乔木。花期为4-5月，果期9-10月。"),
+    # a season
+    ("白头翁什么时候开花", "白头翁", "白头翁是毛茛科植物。其花期在春季，花为紫色。"),
+], ids=["height", "count", "month", "season"])
+def test_a_question_answered_by_a_distance_count_or_month_is_answerable(question, title, text):
+    verdict = judge(question, titled_hits((title, text)), evidence_for(text))
+    assert verdict.answerable is True, verdict.reason
+
+
+def test_the_asked_attribute_without_any_figure_is_still_unanswerable():
+    text = "我们的一般公共预算收入位次还比较低，引进国内实际到位资金还比较少，增长率还比较缓慢。"
+    verdict = judge("东城区引进的国内实际到位资金有多少", hits_for(text), evidence_for(text))
+    assert verdict.answerable is False
+
+
+def test_a_quoted_word_of_the_question_leads_to_the_sentence_that_holds_it():
+    # The first sentence shares 讲话, 水平 and more characters; only the second holds the quoted word itself.
+    text = "讲话要求各项工作水平再提高。高水平就是治理现代化。"
+    answer = build_answer("讲话里的“高水平”指的是什么", hits_for(text), evidence_for(text))
+    assert answer.text == "高水平就是治理现代化。"
