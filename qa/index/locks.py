@@ -31,14 +31,6 @@ _POLL_S = 0.05
 logger = logging.getLogger(__name__)
 
 
-def _open(index_dir: Path, name: str) -> int:
-    try:
-        index_dir.mkdir(parents=True, exist_ok=True)
-        return os.open(index_dir / name, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise IndexWriteError.from_error(index_dir, e) from e
-
-
 def _holder(fd: int) -> str:
     """The pid the lock's holder wrote into the file, for messages ("" when unknown)."""
     try:
@@ -48,15 +40,44 @@ def _holder(fd: int) -> str:
     return f" (pid {text})" if text.isdigit() else ""
 
 
-def _note_pid(fd: int) -> None:
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
-    except OSError:  # only used in messages
-        pass
+class _FileLock:
+    """One `flock` on a file of the index folder: open it, try the lock without waiting, release it."""
+
+    name = ""
+
+    def __init__(self, index_dir: Path):
+        self.index_dir = Path(index_dir)
+        self._fd: int | None = None
+
+    def _try(self, mode: int) -> int | None:
+        """The lock file's descriptor, locked in `mode` (LOCK_EX/LOCK_SH), or None (closed) when another holds it.
+
+        Raises:
+            IndexWriteError: the lock file cannot be made (the folder is read-only, missing or a file).
+        """
+        try:
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.index_dir / self.name, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise IndexWriteError.from_error(self.index_dir, e) from e
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
-class WriteLock:
+class WriteLock(_FileLock):
     """``with WriteLock(index_dir, timeout_s):`` the one writer of `index_dir` among all processes.
 
     Raises (on entry):
@@ -64,117 +85,75 @@ class WriteLock:
         IndexWriteError: the lock file cannot be made (the folder is read-only, missing or a file).
     """
 
+    name = WRITE_LOCK
+
     def __init__(self, index_dir: Path, timeout_s: float = 30.0):
         if timeout_s < 0:
             raise ValueError(f"timeout_s must be >= 0, got {timeout_s}")
-        self.index_dir = Path(index_dir)
+        super().__init__(index_dir)
         self.timeout_s = timeout_s
-        self._fd: int | None = None
 
     def __enter__(self) -> Self:
-        fd = _open(self.index_dir, WRITE_LOCK)
         deadline = time.monotonic() + self.timeout_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = _holder(fd)
-                    os.close(fd)
-                    raise IndexBusyError(
-                        f"another process{holder} is changing the index in {self.index_dir}; waited "
-                        f"{self.timeout_s:g} s for it to finish. Try again when it is done") from None
-                time.sleep(_POLL_S)
-        _note_pid(fd)
+        while (fd := self._try(fcntl.LOCK_EX)) is None:
+            if time.monotonic() >= deadline:
+                with open(self.index_dir / self.name, "rb") as f:
+                    holder = _holder(f.fileno())
+                raise IndexBusyError(
+                    f"another process{holder} is changing the index in {self.index_dir}; waited "
+                    f"{self.timeout_s:g} s for it to finish. Try again when it is done")
+            time.sleep(_POLL_S)
+        try:  # the holder's pid, only used in messages
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        except OSError:
+            pass
         self._fd = fd
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
 
-
-class ServeLock:
+class ServeLock(_FileLock):
     """The shared lock a serving process holds on its index folder for as long as it serves it."""
 
-    def __init__(self, index_dir: Path):
-        self.index_dir = Path(index_dir)
-        self._fd: int | None = None
+    name = SERVE_LOCK
 
     def hold(self) -> None:
         """Take the shared lock, waiting while a `qa index` run holds the folder (logged once)."""
         if self._fd is not None:
             return
-        fd = _open(self.index_dir, SERVE_LOCK)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
+        fd = self._try(fcntl.LOCK_SH)
+        if fd is None:
             logger.warning("waiting for `qa index` to finish with %s before serving it", self.index_dir)
+            fd = os.open(self.index_dir / self.name, os.O_RDWR)
             fcntl.flock(fd, fcntl.LOCK_SH)
         self._fd = fd
 
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
 
-
-class NotServed:
+class NotServed(_FileLock):
     """``with NotServed(index_dir):`` exclusive use of a folder no server serves (what `qa index` needs).
 
     Raises (on entry):
         IndexBusyError: a serving process holds the folder; the message says how to add documents instead.
     """
 
-    def __init__(self, index_dir: Path):
-        self.index_dir = Path(index_dir)
-        self._fd: int | None = None
+    name = SERVE_LOCK
 
     def __enter__(self) -> Self:
-        fd = _open(self.index_dir, SERVE_LOCK)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+        self._fd = self._try(fcntl.LOCK_EX)
+        if self._fd is None:
             raise IndexBusyError(
                 f"a `qa serve` process serves the index in {self.index_dir}: add documents through its API "
-                "(POST /v1/documents) or stop it, then run `qa index` again") from None
-        self._fd = fd
+                "(POST /v1/documents) or stop it, then run `qa index` again")
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
 
-
-class EmbedLock:
+class EmbedLock(_FileLock):
     """The exclusive lock of the one process that embeds deferred passages (taken without waiting)."""
 
-    def __init__(self, index_dir: Path):
-        self.index_dir = Path(index_dir)
-        self._fd: int | None = None
+    name = EMBED_LOCK
 
     def try_acquire(self) -> bool:
         """True when this process holds it now (or already did); False when another process does."""
-        if self._fd is not None:
-            return True
-        fd = _open(self.index_dir, EMBED_LOCK)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        if self._fd is None:
+            self._fd = self._try(fcntl.LOCK_EX)
+        return self._fd is not None
