@@ -18,7 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -88,11 +88,16 @@ class VectorProgress:
 class _Snapshot:
     data: SearchIndex
     retriever: HybridRetriever
-    # Live rows without a vector yet, sorted (always empty on Milvus, whose writes embed at once).
-    pending: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     def index_text(self, passage: Passage) -> str:
         return passage_index_text(passage, self.data.documents.get(passage.doc_id))
+
+    @cached_property
+    def pending(self) -> np.ndarray:
+        """Live rows without a vector yet, sorted (always empty on Milvus, whose writes embed at once)."""
+        if isinstance(self.data, IndexData):
+            return self.data.pending_rows()
+        return np.empty(0, dtype=np.int64)
 
     @cached_property
     def weights(self) -> TermWeights:
@@ -196,8 +201,6 @@ class QAService:
 
     def _publish(self, data: SearchIndex) -> None:
         snapshot = _Snapshot(data, HybridRetriever(data, self.embedder, self.retrieval))
-        if isinstance(data, IndexData):
-            snapshot.pending = data.pending_rows()
         # Computed here, by the writer, before the swap: otherwise the first searches after a change would wait on it.
         snapshot.weights  # noqa: B018
         self._snapshot = snapshot

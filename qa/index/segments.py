@@ -143,6 +143,8 @@ class IndexData:
     passages: PassageTable = field(init=False)
     doc_rows: dict[str, range] = field(init=False)
     header_rows: frozenset[int] = field(init=False)
+    # Computed once on first use: the saved manifest, the service's snapshot and progress all ask for it.
+    _pending: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.documents, self.doc_rows, headers = {}, {}, set()
@@ -186,8 +188,11 @@ class IndexData:
 
     def pending_rows(self) -> np.ndarray:
         """Live rows without a vector yet (sorted): found by keywords only until `build.add_vectors` gives them one."""
-        live = np.fromiter(self.live_rows(), dtype=np.int64)
-        return np.setdiff1d(live, self.vectors.ids()) if len(live) else live
+        if self._pending is None:
+            live = np.concatenate([np.arange(r.start, r.stop, dtype=np.int64) for r in self.doc_rows.values()]
+                                  or [np.empty(0, dtype=np.int64)])
+            self._pending = np.setdiff1d(live, self.vectors.ids()) if len(live) else live
+        return self._pending
 
     def live_rows(self) -> Iterator[int]:
         for rows in self.doc_rows.values():
