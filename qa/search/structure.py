@@ -5,7 +5,8 @@ which the outline (`qa.ingest.sections`) already holds with their offsets; the p
 title block or the opening paragraph, which only announce the points (`我提以下几点意见`).
 
 1. Detection (`is_structure_question`): a count or "which" word before a unit of organisation (`几点`, `哪些方面`,
-   `几个部分`, `哪几项`), or a word naming the organisation itself (`结构`, `提纲`). The vocabulary of the kind is
+   `几个部分`, `哪几项措施`) that ends the question or precedes what was said, or a question about the organisation
+   itself (`结构是怎样的`). The vocabulary of the kind is
    written once, below; nothing is specific to one document.
 2. Scope (`choose_scope`): the question without that vocabulary (`宋晓东的讲话分为几个部分` -> `宋晓东`) is matched,
    by character bigrams, against each candidate document's naming text (title, speaker, place, date) and each of
@@ -30,22 +31,25 @@ from qa.types import Answer, AnswerSpan, Document, Hit, OutlineItem, Passage, Se
 # Units of organisation a structure question counts or asks about. `项` not before 目 (项目), `点` not before a time
 # word (几点钟, 几点开会), `条` not before 件/例 (条件, 条例).
 _UNITS = r"(?:点(?![钟半开到前后])|部分|方面|板块|块|层面|层次|项(?!目)|条(?![件例])|章|节|篇)"
-# A count or "which" word before a unit (`几点`, `哪几个方面`, `哪些方面`, `哪三项`, `几大板块`), a division verb
-# (`分为几`, `分成哪`), or a word naming the organisation (`结构`, `提纲`, `框架`).
-_STRUCTURE = re.compile(rf"(?:几|哪几|哪些|多少|哪[两二三四五六七八九十])个?大?{_UNITS}"
-                        r"|分[为成]?(?:几|哪|多少)|结构|提纲|大纲|框架|脉络|要点")
+# A count or "which" word before a unit that ends the question or comes before what was said (`几点`, `哪几个方面`,
+# `哪些方面的要求`, `几大板块`, `哪三项措施`), not before another noun (`几条跑道`, `几项指标`: those count things);
+# or a question about the organisation itself (`结构是怎样的`).
+_SAID = r"(?:意见|措施|要求|建议|内容|工作|任务|举措|问题|部署|目标)"
+_STRUCTURE = re.compile(rf"(?:几|哪几|哪些|多少|哪[两二三四五六七八九十])个?大?{_UNITS}(?=$|[？?。！!，,]|的|{_SAID})"
+                        r"|(?:结构|提纲|大纲|框架|脉络)(?:是|如何|怎样|怎么)")
 # The general vocabulary of the kind (question words, "said/proposed", "speech/part/measure", particles,
 # demonstratives): removed before matching the rest of the question to titles and headings. Longer words first.
 _KIND_WORDS = re.compile(
     r"请问|一共|总共|总体上?|整体上?|大致|大概|主要|重点|着重|分别|具体|围绕|全文|整篇|"
     r"讲话|发言|报告|文章|文件|会议|内容|要求|措施|工作|意见|问题|举措|任务|"
     r"分为|分成|划分|讲了|谈了|说了|提出了|提出|提了|包括|包含|涉及|部署了|部署|作了|做了|讲|谈|说|提|"
-    r"结构|提纲|大纲|框架|脉络|要点|"
+    r"结构|提纲|大纲|框架|脉络|"
     r"(?:这|那|该|本|此)(?:篇|个|份|次)?|"
     r"几|哪些|哪|多少|什么|怎样|如何|"
     + _UNITS
     + r"|的|了|是|有|中|里|上|在|对|从|关于|就|和|与|及|吗|呢|[，,。？?！!：:；;、“”\"'‘’《》()（）\s]"
 )
+_QUOTED = re.compile(r"[“\"「『‘]([^”\"」』’]{1,12})[”\"」』’]")
 # A part named by its position: `第二部分`, `第三点`, `第1个方面`.
 _CN_DIGITS = "一二三四五六七八九十"
 _ORDINAL = re.compile(rf"第([{_CN_DIGITS}]|\d{{1,2}})个?{_UNITS}")
@@ -74,23 +78,33 @@ def _bigrams(text: str) -> set[str]:
     return out
 
 
+def _quoted(text: str) -> set[str]:
+    """Quoted words as terms of their own (`做好“稳”的文章`: the one character 稳 tells the parts apart)."""
+    return {"“" + q for q in _QUOTED.findall(normalize(text))}
+
+
+def _terms(text: str) -> set[str]:
+    return _bigrams(text) | _quoted(text)
+
+
 def question_terms(query: str) -> set[str]:
-    """What the question names besides the vocabulary of its kind, as bigrams (`宋晓东的讲话分为几个部分` -> 宋晓, 晓东)."""
+    """What the question names besides the vocabulary of its kind, as bigrams (`宋晓东的讲话分为几个部分` -> 宋晓, 晓东),
+    and its quoted words."""
     # Cut with a mark, not a space: normalize() joins ideographs across spaces.
     text = _ORDINAL.sub("|", _STRUCTURE.sub("|", normalize(query)))
-    return _bigrams(_KIND_WORDS.sub("|", text))
+    return _bigrams(_KIND_WORDS.sub("|", text)) | _quoted(query)
 
 
 def _read_naming(doc: Document) -> tuple[set[str], set[str]]:
     """Bigrams of what names a document: its title, speaker, place and date; and the same plus the opening words
     before its first heading, where a speech says what occasion it is (`全面总结了上半年的工作…再讲三点意见`)."""
     meta = doc.meta
-    names = _bigrams(" | ".join(part for part in (doc.title, meta.speaker, meta.place, meta.date) if part))
+    names = _terms(" | ".join(part for part in (doc.title, meta.speaker, meta.place, meta.date) if part))
     opening = ""
     if doc.sections:
         start = doc.header_span[1] if doc.header_span else 0
         opening = doc.text[start:min(doc.sections[0].start, start + OPENING_CHARS)]
-    return names, names | _bigrams(opening)
+    return names, names | _terms(opening)
 
 
 _NAMING_CACHE: dict[str, tuple[set[str], set[str]]] = {}
@@ -137,7 +151,7 @@ def _scopes(terms: set[str], doc: Document) -> list[Scope]:
     named = terms & naming
     out = [Scope(doc, None, len(named) / len(terms), len(named) / (len(naming) or 1))]
     for section in doc.sections:
-        heading = _bigrams(_ENUMERATION.sub("", normalize(section.title).strip()))
+        heading = _terms(_ENUMERATION.sub("", normalize(section.title).strip()))
         held = terms & heading
         if not held or not heading:
             continue
