@@ -434,7 +434,7 @@ class QAService:
         snapshot = self.snapshot
         hits = snapshot.retriever.search(query, top_k=top_k, mode=mode, doc_ids=doc_ids)
         # How a document or section is organised (`讲了哪几点`): its outline answers, not a sentence.
-        outline = outline_answer(query.strip(), hits, snapshot.data)
+        outline = outline_answer(query.strip(), hits, snapshot.data, doc_ids)
         if outline is not None:
             return outline
 

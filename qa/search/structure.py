@@ -21,7 +21,7 @@ title block or the opening paragraph, which only announce the points (`我提以
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from qa.search.retriever import SearchIndex
@@ -174,18 +174,21 @@ def _ordinal(query: str) -> int | None:
     return int(value) if value.isdigit() else _CN_DIGITS.index(value) + 1
 
 
-def choose_scope(query: str, hits: list[Hit], documents: Mapping[str, Document]) -> Scope | None:
+def choose_scope(query: str, hits: list[Hit], documents: Mapping[str, Document],
+                 doc_ids: Sequence[str] | None = None) -> Scope | None:
     """The document and section a structure question is about (see the module docstring), or None.
 
-    Candidates are the documents of the hits, best first, then any other document whose title or metadata holds
-    some of the question's words (`县委扩大会议讲话…` when retrieval ranked other documents higher).
+    Candidates are the documents of the hits, best first, then any other document (of `doc_ids` when given) whose
+    title or metadata holds some of the question's words (`县委扩大会议讲话…` when retrieval ranked others higher).
     """
     ranked: list[str] = []
     for hit in hits[:CANDIDATE_HITS]:
         if hit.passage.doc_id not in ranked:
             ranked.append(hit.passage.doc_id)
     terms = question_terms(query)
-    named = [(len(terms & _naming(doc)[0]), doc_id) for doc_id, doc in documents.items() if doc_id not in ranked]
+    allowed = documents.keys() if doc_ids is None else set(doc_ids)
+    named = [(len(terms & _naming(documents[doc_id])[0]), doc_id) for doc_id in allowed
+             if doc_id in documents and doc_id not in ranked]
     ranked += [doc_id for count, doc_id in sorted(named, key=lambda cd: -cd[0]) if count >= 2][:CANDIDATE_HITS]
     if not ranked:
         return None
@@ -227,15 +230,18 @@ def _describe(scope: Scope, headings: list[Section]) -> str:
     return f"{where}分为{len(headings)}个部分：\n{lines}"
 
 
-def outline_answer(query: str, hits: list[Hit], index: SearchIndex) -> Answer | None:
+def outline_answer(query: str, hits: list[Hit], index: SearchIndex,
+                   doc_ids: Sequence[str] | None = None) -> Answer | None:
     """The outline answer to a structure question, or None (not one, no scope, or fewer than two headings).
+
+    `doc_ids` restricts the documents considered, as it restricted the search that gave `hits`.
 
     The hits keep their number: the passages opening the listed sections come first (a passage holding several
     headings once), with a span on the heading, then the other hits in their order.
     """
     if not hits or not is_structure_question(query):
         return None
-    scope = choose_scope(query, hits, index.documents)
+    scope = choose_scope(query, hits, index.documents, doc_ids)
     if scope is None:
         return None
     headings = children(scope.doc, scope.section)

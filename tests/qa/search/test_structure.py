@@ -91,6 +91,15 @@ def test_section_named_by_its_position(ask):
     assert ask("王建国讲话的第五部分讲了哪几点") is None  # there is no fifth part
 
 
+def test_documents_outside_the_search_filter_are_not_answered(index):
+    retriever = HybridRetriever(index, HashingEmbedder())
+    news = next(doc_id for doc_id, doc in index.documents.items() if not doc.sections)
+    question = "王建国的讲话分为几个部分"
+    hits = retriever.search(question, top_k=5, doc_ids=[news])
+    assert outline_answer(question, hits, index, doc_ids=[news]) is None
+    assert outline_answer(question, hits, index) is not None  # unrestricted, the speech named by its speaker
+
+
 def test_hits_keep_their_number(ask):
     answer = ask("王建国的讲话分为几个部分", top_k=2)
     assert len(answer.hits) == 2
