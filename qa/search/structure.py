@@ -5,8 +5,8 @@ which the outline (`qa.ingest.sections`) already holds with their offsets; the p
 title block or the opening paragraph, which only announce the points (`我提以下几点意见`).
 
 1. Detection (`is_structure_question`): a count or "which" word before a unit of organisation (`几点`, `哪些方面`,
-   `几个部分`, `哪几项措施`) that ends the question or precedes what was said, or a question about the organisation
-   itself (`结构是怎样的`). The vocabulary of the kind is
+   `几个部分`, `哪几项措施`) that ends the question or precedes what was said, a question about the organisation
+   itself (`结构是怎样的`), or one asking what a numbered part holds (`第四部分包括哪些要求`). The vocabulary of the kind is
    written once, below; nothing is specific to one document.
 2. Scope (`choose_scope`): the question without that vocabulary (`宋晓东的讲话分为几个部分` -> `宋晓东`) is matched,
    by character bigrams, against each candidate document's naming text (title, speaker, place, date) and each of
@@ -36,7 +36,8 @@ _UNITS = r"(?:点(?![钟半开到前后])|部分|方面|板块|块|层面|层次
 # or a question about the organisation itself (`结构是怎样的`).
 _SAID = r"(?:意见|措施|要求|建议|内容|工作|任务|举措|问题|部署|目标)"
 _STRUCTURE = re.compile(rf"(?:几|哪几|哪些|多少|哪[两二三四五六七八九十])个?大?{_UNITS}(?=$|[？?。！!，,]|的|{_SAID})"
-                        r"|(?:结构|提纲|大纲|框架|脉络)(?:是|如何|怎样|怎么)")
+                        r"|(?:结构|提纲|大纲|框架|脉络)(?:是|如何|怎样|怎么)"
+                        rf"|第[一二三四五六七八九十\d]+个?{_UNITS}.*(?:哪些|哪几|什么)")
 # The general vocabulary of the kind (question words, "said/proposed", "speech/part/measure", particles,
 # demonstratives): removed before matching the rest of the question to titles and headings. Longer words first.
 _KIND_WORDS = re.compile(
@@ -198,9 +199,10 @@ def choose_scope(query: str, hits: list[Hit], documents: Mapping[str, Document],
         best: tuple[tuple, Scope] | None = None
         for rank, doc_id in enumerate(ranked):
             for scope in _scopes(terms, documents[doc_id]):
-                # More of the question accounted for; then a section over the whole document; then the tighter
-                # match; then the better-ranked document.
-                key = (round(scope.coverage, 6), scope.section is not None, scope.specificity, -rank)
+                # More of the question accounted for; then a section over the whole document; then a scope with
+                # parts to list; then the tighter match; then the better-ranked document.
+                parts = len(children(scope.doc, scope.section)) >= 2
+                key = (round(scope.coverage, 6), scope.section is not None, parts, scope.specificity, -rank)
                 if best is None or key > best[0]:
                     best = (key, scope)
         if best is None or best[1].coverage < MIN_SCOPE_COVERAGE:

@@ -30,7 +30,7 @@ def ask(index):
 
 @pytest.mark.parametrize("question", [
     "这篇讲话讲了哪几点", "讲话分几个部分", "主要讲了哪些方面", "分为哪几个板块", "第二部分讲了哪几点",
-    "讲话的结构是怎样的", "提出了哪三项措施",
+    "讲话的结构是怎样的", "提出了哪三项措施", "第四部分包括哪些要求",
 ])
 def test_structure_questions_are_detected(question):
     assert is_structure_question(question)
@@ -89,6 +89,7 @@ def test_section_named_by_its_position(ask):
     assert answer is not None and [i.level for i in answer.outline] == [2, 2, 2]
     assert answer.outline[0].section_path[0] == "二、突出重点，全力抓好今年各项任务"
     assert ask("王建国讲话的第五部分讲了哪几点") is None  # there is no fifth part
+    assert _headings(ask("王建国讲话的第二部分包括哪些任务")) == _headings(answer)
 
 
 def test_documents_outside_the_search_filter_are_not_answered(index):
