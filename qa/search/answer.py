@@ -377,6 +377,18 @@ def _role_scored(candidates: list[_Candidate], passage: Passage, asked: AskedRol
             for c in candidates]
 
 
+def _role_stated(hits: list[Hit], asked: AskedRole, evidence: Evidence) -> bool:
+    """Whether the top hit's document, in the top hits, names who had the asked role (a body sentence stating it,
+    or a title block holding it): `谁主持` of a speech that never says who chaired is unanswerable."""
+    for hit in hits[:ANSWER_DEPTH]:
+        if hit.passage.doc_id != hits[0].passage.doc_id:
+            continue
+        header = evidence.title_block(hit.passage)
+        if header_holds(asked, header) if header is not None else states_role(hit.passage.text, asked):
+            return True
+    return False
+
+
 def _best_candidate(candidates: list[_Candidate]) -> _Candidate:
     return max(candidates, key=lambda c: c.score)
 
@@ -537,7 +549,8 @@ def build_answer(query: str, hits: list[Hit], evidence: Evidence) -> Answer:
     choice: tuple[float, int] | None = None
     for rank, hit in enumerate(hits):
         candidates = question.candidates(hit.passage.text, hit.passage.doc_title)
-        if asked is not None:
+        # Only in the top hit's document: who chaired another meeting does not answer who chaired this one.
+        if asked is not None and hit.passage.doc_id == hits[0].passage.doc_id:
             candidates = _role_scored(candidates, hit.passage, asked, evidence.title_block(hit.passage))
         best = _best_candidate(candidates)
         marked.append(replace(hit, answer=_span(hit.passage.text, best.start, best.end)))
@@ -546,6 +559,8 @@ def build_answer(query: str, hits: list[Hit], evidence: Evidence) -> Answer:
             if choice is None or score > choice[0]:
                 choice = (score, rank)
     verdict = judge(query, marked, evidence)
+    if verdict.answerable and asked is not None and asked.kind == "who" and not _role_stated(hits, asked, evidence):
+        verdict = Verdict(False, f"文档中没有说明由谁{asked.role}", verdict.coverage)
     rank: int | None = None
     exact = None
     if verdict.answerable and marked:

@@ -84,3 +84,11 @@ def test_title_block_answers_what_it_holds(ask):
     answer, title_block = ask("农业农村工作会议上谁讲话")
     assert title_block(answer.hits[answer.source].passage) is not None
     assert "王 建 国" in answer.hits[answer.source].answer.text
+
+
+def test_a_role_the_document_never_names_is_unanswerable(ask):
+    # The speech says nothing of who chaired its meeting; the news item's chair must not answer for it.
+    answer, _ = ask("农业农村工作会议由谁主持")
+    assert answer.hits[0].passage.doc_title == "在全县农业农村工作会议上的讲话"
+    assert not answer.answerable and answer.text == "不知道：文档中没有说明由谁主持。"
+    assert answer.hits  # the closest passages are still returned
