@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from qa.index.tokenize import QUESTION_WORDS, content_terms, named_entities, userdict_entries
 from qa.search.answer import question_type
+from qa.search.structure import is_structure_question, names_part, structure_phrase
 from qa.text import normalize
 from qa.types import Hit
 
@@ -161,6 +162,9 @@ def is_elliptical(question: str, previous: str | None) -> bool:
         return True
     if _content_len(text) <= _SHORT:
         return True
+    # "第三部分具体讲了什么": a part by its position, of no document named, is a part of the previous one's.
+    if names_part(text) and not _entities(text) and not _scope(text):
+        return True
     return bool(_entities(previous)) and not _entities(text) and not _scope(text)
 
 
@@ -174,11 +178,14 @@ def _rewrite(question: str, previous: str) -> tuple[str, str]:
     names = [] if own_names or _scope(core) else _entities(previous)
     topic = "" if own_topic else _topic(previous)
     tail = "" if _asks(core) else _tail(previous)
+    if not tail and not _asks(core) and is_structure_question(previous) and not is_structure_question(core):
+        # "第二部分呢？" after "…分为几个部分": the same question about that part.
+        tail = structure_phrase(previous)
     # "魏都区呢" only swaps the name: it is the previous question asked about that place.
     body = [core, topic, tail] if own_names and not own_topic else [topic, core, tail]
     # Inside the previous document a carried tail only helps when it asks for a value ("完成多少"); a request
     # ("提出了什么要求") matches the speech's opening words better than the new topic.
-    focused = [part for part in body if part != tail or question_type(tail) != "other"]
+    focused = [part for part in body if part != tail or question_type(tail) != "other" or is_structure_question(tail)]
     if not own_topic and not own_names:
         # "具体有哪些措施": the request words match a speech's opening ("措施具体") better than the carried topic.
         focused = [_REQUEST_WORDS.sub("", part) if part == core else part for part in focused]

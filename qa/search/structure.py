@@ -71,6 +71,17 @@ def is_structure_question(query: str) -> bool:
     return bool(_STRUCTURE.search(normalize(query)))
 
 
+def structure_phrase(query: str) -> str:
+    """The words that make `query` a structure question (`几个部分` of `宋晓东的讲话分为几个部分`), or ""."""
+    m = _STRUCTURE.search(normalize(query))
+    return m.group(0) if m else ""
+
+
+def names_part(query: str) -> bool:
+    """Whether `query` names a part by its position (`第二部分`, `第三点`)."""
+    return _ORDINAL.search(normalize(query)) is not None
+
+
 def _bigrams(text: str) -> set[str]:
     """Character bigrams inside runs of letters/digits/ideographs (none across punctuation or spaces)."""
     out: set[str] = set()

@@ -8,7 +8,13 @@ from embeddings import HashingEmbedder
 from qa.index.build import build_index
 from qa.ingest.document import document_from_text
 from qa.search.retriever import HybridRetriever
-from qa.search.structure import is_structure_question, outline_answer, question_terms
+from qa.search.structure import (
+    is_structure_question,
+    names_part,
+    outline_answer,
+    question_terms,
+    structure_phrase,
+)
 from tests.qa.search.documents import NEWS, SPEECH
 
 
@@ -42,6 +48,12 @@ def test_structure_questions_are_detected(question):
 ])
 def test_other_questions_are_not(question):
     assert not is_structure_question(question)
+
+
+def test_structure_phrase_and_part_by_position():
+    assert structure_phrase("宋晓东的讲话分为几个部分") == "几个部分"
+    assert structure_phrase("粮食总产量达到多少") == ""
+    assert names_part("第二部分呢？") and names_part("第3点讲了什么") and not names_part("第二季度工作")
 
 
 def test_kind_vocabulary_is_not_matched_to_titles():
