@@ -38,10 +38,22 @@ def sources_block(hits: tuple[Hit, ...] | list[Hit]) -> str:
     return "\n".join(source_line(i, hit) for i, hit in enumerate(hits, start=1))
 
 
+def outline_reply(answer: Answer) -> str:
+    """An outline answer: its first line, then one heading a line, each with the number of the passage opening it."""
+    intro = answer.text.split("\n", 1)[0]
+    lines = [f"{item.title} [{item.hit + 1}]" if item.hit is not None else item.title for item in answer.outline]
+    return "\n".join([intro, *lines])
+
+
 def extractive_reply(answer: Answer) -> str:
-    """The reply text for an answer: the answer sentence + " [1]", a blank line, the numbered sources."""
+    """The reply text for an answer: the answer sentence + " [1]", a blank line, the numbered sources.
+
+    An outline answer lists its headings one a line, each citing the passage that opens its section.
+    """
     if not answer.hits:
         return answer.text
+    if answer.outline:
+        return f"{outline_reply(answer)}\n\n{sources_block(answer.hits)}"
     if answer.answerable:
         return f"{answer.text} [1]\n\n{sources_block(answer.hits)}"
     return f"{answer.text}\n\n最接近的内容：\n{sources_block(answer.hits)}"

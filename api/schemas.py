@@ -118,6 +118,18 @@ class ExactOut(BaseModel):
     text: str
 
 
+class OutlineItemOut(BaseModel):
+    """One heading of an outline answer, cited like a hit: its section path and offsets in the document."""
+
+    title: str
+    level: int = Field(description="outline level (1 = top-level heading)")
+    section_path: list[str] = Field(description="headings from the top of the outline down to this one")
+    char_start: int = Field(description="start of the heading in the document text")
+    char_end: int = Field(description="end of the heading in the document text")
+    rank: int | None = Field(description="1-based rank of the hit (passage) that opens this section; null when it "
+                                         "did not fit in top_k")
+
+
 class AnswerOut(BaseModel):
     """The extractive answer: the best answering sentence among the top passages, or a 不知道 sentence with the
     reason."""
@@ -129,6 +141,9 @@ class AnswerOut(BaseModel):
                                                       "null for 不知道")
     exact: ExactOut | None = Field(None, description="for number and date questions, the asked value inside the "
                                                      "answer sentence when one is clear (e.g. `10.4亿元`)")
+    outline: list[OutlineItemOut] = Field(default_factory=list, description="for questions about how a document or "
+                                          "section is organised (`讲了哪几点`, `分几个部分`): its headings in order, "
+                                          "which the text lists; empty otherwise")
 
 
 class SearchResponse(BaseModel):
@@ -146,7 +161,10 @@ class SearchResponse(BaseModel):
                 source_rank=None if answer.source is None else answer.source + 1,
                 exact=None if answer.exact is None else ExactOut(
                     rank=answer.exact.hit + 1, start=answer.exact.start, end=answer.exact.end,
-                    text=answer.exact.text)),
+                    text=answer.exact.text),
+                outline=[OutlineItemOut(title=o.title, level=o.level, section_path=list(o.section_path),
+                                        char_start=o.heading_start, char_end=o.heading_end,
+                                        rank=None if o.hit is None else o.hit + 1) for o in answer.outline]),
             hits=[HitOut.from_hit(i, hit) for i, hit in enumerate(answer.hits, start=1)],
             took_ms=round(took_ms, 2),
         )

@@ -154,6 +154,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"query": answer.query, "answer": answer.text, "answerable": answer.answerable,
                      "confidence": answer.confidence,
+                     "outline": [{"title": o.title, "level": o.level, "section_path": list(o.section_path),
+                                  "char_start": o.heading_start, "char_end": o.heading_end,
+                                  "rank": None if o.hit is None else o.hit + 1} for o in answer.outline],
                      "hits": [hit_to_dict(i, h) for i, h in enumerate(answer.hits, 1)]})
         return EXIT_OK
     color = sys.stdout.isatty()

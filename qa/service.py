@@ -41,12 +41,13 @@ from qa.index.build import (
     remove_documents,
 )
 from qa.index.locks import EmbedLock, WriteLock
-from qa.index.segments import IndexConfig, IndexData, passage_index_text
+from qa.index.segments import IndexConfig, IndexData, is_title_block, passage_index_text
 from qa.index.versions import live_version_name, load_index, open_cache, save_index
 from qa.ingest.reader import IngestReport, load_documents
 from qa.search.answer import SIMILARITY_FLOORS, Evidence, TermWeights, build_answer
 from qa.search.retriever import HybridRetriever, RetrievalConfig, SearchIndex
-from qa.types import Answer, Document, Hit, Passage
+from qa.search.structure import outline_answer
+from qa.types import Answer, Document, DocumentMeta, Hit, Passage
 
 logger = logging.getLogger(__name__)
 
@@ -432,6 +433,10 @@ class QAService:
         """Search, then highlight the answering sentences and decide whether the documents answer the question."""
         snapshot = self.snapshot
         hits = snapshot.retriever.search(query, top_k=top_k, mode=mode, doc_ids=doc_ids)
+        # How a document or section is organised (`讲了哪几点`): its outline answers, not a sentence.
+        outline = outline_answer(query.strip(), hits, snapshot.data, doc_ids)
+        if outline is not None:
+            return outline
 
         def top_similarity() -> float | None:
             known = [h.dense_score for h in hits if h.dense_score is not None]
@@ -440,8 +445,12 @@ class QAService:
             best = snapshot.retriever.search(query, top_k=1, mode="dense", doc_ids=doc_ids)
             return best[0].dense_score if best else None
 
+        def title_block(passage: Passage) -> DocumentMeta | None:
+            doc = snapshot.data.documents.get(passage.doc_id)
+            return doc.meta if doc is not None and is_title_block(passage, doc) else None
+
         evidence = Evidence(snapshot.weights, snapshot.index_text,
-                            SIMILARITY_FLOORS.get(self.embedder.name), top_similarity)
+                            SIMILARITY_FLOORS.get(self.embedder.name), top_similarity, title_block)
         return build_answer(query.strip(), hits, evidence)
 
     def query_encoder_stats(self) -> QueryEncoderStats | None:

@@ -139,12 +139,33 @@ class ExactAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class OutlineItem:
+    """One heading of an outline answer (a question about how a document or a section is organised).
+
+    Attributes:
+        title / level / section_path: the heading as in `Section`.
+        heading_start / heading_end: the heading's span in ``Document.text``.
+        hit: 0-based index into ``Answer.hits`` of the passage that opens the section (None when it did not fit
+            in the requested number of hits); the heading sits at ``heading_start - passage.char_start`` in it.
+    """
+
+    title: str
+    level: int
+    section_path: tuple[str, ...]
+    heading_start: int
+    heading_end: int
+    hit: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     """What the service says to a question: the answer text, whether the documents give it, and the evidence.
 
     Attributes:
         source: 0-based index into `hits` of the passage whose sentence is the answer text (None for 不知道).
         exact: the asked value inside that sentence, when the question asks for a figure or date and one is clear.
+        outline: for a question about how a document (or a section) is organised, its headings in order; the
+            text then lists them. Empty otherwise.
     """
 
     query: str
@@ -154,3 +175,4 @@ class Answer:
     confidence: float = 0.0
     source: int | None = None
     exact: ExactAnswer | None = None
+    outline: tuple[OutlineItem, ...] = ()

@@ -97,7 +97,7 @@ def _reply(body: ChatCompletionRequest, service: QAService, settings: Settings) 
 
 def _extractive(answer: Answer) -> str:
     """The extractive reply, citing the passage the answer sentence comes from (not always the first hit)."""
-    if answer.answerable and answer.hits and answer.source:
+    if answer.answerable and answer.hits and answer.source and not answer.outline:
         return f"{answer.text} [{answer.source + 1}]\n\n{sources_block(answer.hits)}"
     return extractive_reply(answer)
 

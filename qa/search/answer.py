@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from qa.index.tokenize import create_tokenizer
+from qa.search.roles import AskedRole, asked_role, header_holds, states_role
 from qa.text import is_cjk, normalize, split_sentences
-from qa.types import Answer, AnswerSpan, ExactAnswer, Hit, Passage
+from qa.types import Answer, AnswerSpan, DocumentMeta, ExactAnswer, Hit, Passage
 
 # "多少/几个/多大…" ask for a number; "哪几个/哪两个" ask for a list and are excluded.
 _NUMERIC_QUESTION = re.compile(r"多少|(?<!哪)几(?=[个户人家项次天年万亿名座所条倍成])|多大|多高|多长|多重|占比|比重|百分之几|几成")
@@ -80,6 +81,11 @@ _HEADING = re.compile(r"(?P<item>[一二三四五六七八九十]+[是要])|(?P<
                       r"|(?P<ordinal>第[一二三四五六七八九十]+[，,、])|(?P<sequence>首先|其次|再次|最后)|(?P<title>#)")
 HEADING_CHARS = 30
 FOLLOW_CHARS = 120
+# Who-chaired / when-held questions (see qa.search.roles): a body sentence stating the asked role or the event with
+# its date gets ROLE_BONUS, more than coverage can make up, so such a sentence is the answer when there is one; a
+# title block that holds the answer (the speaker, its date) gets HEADER_ROLE_BONUS, a little less than a body sentence.
+ROLE_BONUS = 1.0
+HEADER_ROLE_BONUS = 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,6 +363,32 @@ def _with_followers(passage_text: str, span: AnswerSpan, style: str) -> AnswerSp
     return AnswerSpan(span.start, end, passage_text[span.start:end])
 
 
+def _role_scored(candidates: list[_Candidate], passage: Passage, asked: AskedRole,
+                 header: DocumentMeta | None) -> list[_Candidate]:
+    """Candidates of a who/when question rescored: a body sentence stating the asked role (or the event with its
+    date) gains ROLE_BONUS; a title block gains HEADER_ROLE_BONUS, and only when it holds what is asked."""
+    if header is not None:
+        if not header_holds(asked, header) or not candidates:
+            return candidates
+        # The speaker or date is a line of its own (`宋 晓 东`): the answer is the whole title block.
+        best = _best_candidate(candidates)
+        return [_Candidate(best.score + HEADER_ROLE_BONUS, best.coverage, candidates[0].start, candidates[-1].end)]
+    return [replace(c, score=c.score + ROLE_BONUS) if states_role(passage.text[c.start:c.end], asked) else c
+            for c in candidates]
+
+
+def _role_stated(hits: list[Hit], asked: AskedRole, evidence: Evidence) -> bool:
+    """Whether the top hit's document, in the top hits, names who had the asked role (a body sentence stating it,
+    or a title block holding it): `谁主持` of a speech that never says who chaired is unanswerable."""
+    for hit in hits[:ANSWER_DEPTH]:
+        if hit.passage.doc_id != hits[0].passage.doc_id:
+            continue
+        header = evidence.title_block(hit.passage)
+        if header_holds(asked, header) if header is not None else states_role(hit.passage.text, asked):
+            return True
+    return False
+
+
 def _best_candidate(candidates: list[_Candidate]) -> _Candidate:
     return max(candidates, key=lambda c: c.score)
 
@@ -371,12 +403,14 @@ class Evidence:
         similarity_floor: below this dense similarity (model-specific; None = unknown) a weakly covered question
             is taken as not addressed by the documents.
         top_similarity: the best dense similarity of the question to any passage, computed on demand.
+        title_block: the metadata of a passage's document when the passage is its title block, else None.
     """
 
     weights: TermWeights
     index_text: Callable[[Passage], str]
     similarity_floor: float | None = None
     top_similarity: Callable[[], float | None] = lambda: None
+    title_block: Callable[[Passage], DocumentMeta | None] = lambda passage: None
 
 
 def _asked_value(query: str, hits: list[Hit], evidence: Evidence, pattern: re.Pattern[str]) -> str:
@@ -510,10 +544,14 @@ def build_answer(query: str, hits: list[Hit], evidence: Evidence) -> Answer:
         give the answer; the hits are returned either way, in the order retrieval gave them.
     """
     question = _Question(query, evidence.weights)
+    asked = asked_role(query)
     marked = []
     choice: tuple[float, int] | None = None
     for rank, hit in enumerate(hits):
         candidates = question.candidates(hit.passage.text, hit.passage.doc_title)
+        # Only in the top hit's document: who chaired another meeting does not answer who chaired this one.
+        if asked is not None and hit.passage.doc_id == hits[0].passage.doc_id:
+            candidates = _role_scored(candidates, hit.passage, asked, evidence.title_block(hit.passage))
         best = _best_candidate(candidates)
         marked.append(replace(hit, answer=_span(hit.passage.text, best.start, best.end)))
         if rank < ANSWER_DEPTH:
@@ -521,6 +559,8 @@ def build_answer(query: str, hits: list[Hit], evidence: Evidence) -> Answer:
             if choice is None or score > choice[0]:
                 choice = (score, rank)
     verdict = judge(query, marked, evidence)
+    if verdict.answerable and asked is not None and asked.kind == "who" and not _role_stated(hits, asked, evidence):
+        verdict = Verdict(False, f"文档中没有说明由谁{asked.role}", verdict.coverage)
     rank: int | None = None
     exact = None
     if verdict.answerable and marked:

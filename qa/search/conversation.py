@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from qa.index.tokenize import QUESTION_WORDS, content_terms, named_entities, userdict_entries
+from qa.search.answer import question_type
+from qa.search.structure import is_structure_question, names_part, structure_phrase
 from qa.text import normalize
 from qa.types import Hit
 
@@ -44,6 +46,13 @@ _SCOPE = re.compile(r"^.{0,24}(?:讲话|会议|报告|发言|文件|通知|文�
 _SHORT = 6
 # jieba POS flags of words that can end a topic phrase; the question tail starts after the last of them.
 _TOPIC_FLAGS = ("n", "l", "j", "i", "vn", "an", "eng", "nz", "ns", "nt", "nr")
+# Titles that follow a person's name and belong to it: "李朝锋同志呢" swaps the person of "张书杰同志…".
+_HONORIFIC = re.compile(r"^(?:同志|副书记|书记|副区长|区长|副县长|县长|副市长|市长|省长|主任|局长|部长|主席|先生|女士)")
+# Nouns that name the kind of answer asked for, not a topic ("具体有哪些措施", "有什么要求"): a follow-up made of them
+# asks about the previous question's topic.
+_REQUEST_NOUNS = frozenset({"措施", "要求", "办法", "举措", "内容", "情况", "意见", "工作", "做法", "安排", "任务",
+                            "目标", "部门", "单位"})
+_REQUEST_WORDS = re.compile("具体|详细|" + "|".join(sorted(_REQUEST_NOUNS, key=len, reverse=True)))
 # Prepositions left at the edge of a topic once the names are cut out ("对二季度工作" -> "二季度工作").
 _EDGE_WORDS = "，,、的对在关于和及与"
 
@@ -81,6 +90,10 @@ def _entities(text: str) -> list[str]:
     known = userdict_entries()
     # jieba tags some topics as person names (春耕/nr): trust a 2-character name only from the user dictionary.
     found = [name for name in named_entities(text) if name in known or len(name) >= 3]
+    for i, name in enumerate(found):
+        title = _HONORIFIC.match(text[text.find(name) + len(name):])
+        if title:
+            found[i] = name + title.group(0)
     for match in _PLACE.finditer(text):
         name = match.group(0)
         if name[0] not in _NOT_PLACE_START and not any(name in other or other in name for other in found):
@@ -149,6 +162,9 @@ def is_elliptical(question: str, previous: str | None) -> bool:
         return True
     if _content_len(text) <= _SHORT:
         return True
+    # "第三部分具体讲了什么": a part by its position, of no document named, is a part of the previous one's.
+    if names_part(text) and not _entities(text) and not _scope(text):
+        return True
     return bool(_entities(previous)) and not _entities(text) and not _scope(text)
 
 
@@ -157,17 +173,27 @@ def _rewrite(question: str, previous: str) -> tuple[str, str]:
     core = normalize(_core(question))
     previous = normalize(previous)
     own_names = _entities(core)
-    own_topic = [t for t in content_terms(core) if t.flag.startswith(_TOPIC_FLAGS) and t.word not in own_names]
+    own_topic = [t for t in content_terms(core) if t.flag.startswith(_TOPIC_FLAGS)
+                 and not any(t.word in name for name in own_names) and t.word not in _REQUEST_NOUNS]
     names = [] if own_names or _scope(core) else _entities(previous)
     topic = "" if own_topic else _topic(previous)
     tail = "" if _asks(core) else _tail(previous)
+    if not tail and not _asks(core) and is_structure_question(previous) and not is_structure_question(core):
+        # "第二部分呢？" after "…分为几个部分": the same question about that part.
+        tail = structure_phrase(previous)
     # "魏都区呢" only swaps the name: it is the previous question asked about that place.
     body = [core, topic, tail] if own_names and not own_topic else [topic, core, tail]
+    # Inside the previous document a carried tail only helps when it asks for a value ("完成多少"); a request
+    # ("提出了什么要求") matches the speech's opening words better than the new topic.
+    focused = [part for part in body if part != tail or question_type(tail) != "other" or is_structure_question(tail)]
+    if not own_topic and not own_names:
+        # "具体有哪些措施": the request words match a speech's opening ("措施具体") better than the carried topic.
+        focused = [_REQUEST_WORDS.sub("", part) if part == core else part for part in focused]
 
     def join(parts: list[str]) -> str:
         return " ".join(dict.fromkeys(p for p in parts if p))
 
-    return join([*names, *body]), join(body)
+    return join([*names, *body]), join(focused)
 
 
 def plan_followup(messages: Sequence[tuple[str, str]]) -> FollowUp:

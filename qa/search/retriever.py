@@ -12,6 +12,7 @@ import numpy as np
 from embeddings import Embedder
 from qa.errors import DocumentNotFoundError, InvalidQueryError
 from qa.search.fusion import rrf, weighted_sum
+from qa.search.roles import AskedRole, asked_role, header_holds, states_role
 from qa.text import normalize
 from qa.types import Document, Hit, Passage
 
@@ -19,6 +20,8 @@ SEARCH_MODES = ("hybrid", "dense", "bm25")
 # Questions a title block (title, speaker, date, place lines) can answer.
 _METADATA_QUESTION = re.compile(r"谁|哪位|什么时候|哪天|哪一天|何时|哪年|日期|时间|标题|题目|作者|讲话人|发言人|署名|发布|来源|地点|在哪")
 TITLE_BLOCK_FACTOR = 0.5
+# A title block pushed under a body passage that states the asked role scores this share of that passage's score.
+STATED_BELOW = 0.99
 _SEARCHABLE = re.compile(r"[^\W_]")
 FUSION_METHODS = ("weighted", "rrf")
 
@@ -124,15 +127,61 @@ class HybridRetriever:
         """Push title-block passages down unless the question asks for metadata (who, when, which document).
 
         A title block shares the document's title words with every question that names the document
-        (`县委扩大会议讲话要求落实的“两个责任”是什么`), yet it only answers who spoke, when and where.
+        (`县委扩大会议讲话要求落实的“两个责任”是什么`), yet it only answers who spoke, when and where. For who-chaired /
+        when-held questions it is pushed down too when it does not hold the answer or a body passage of its
+        document states it (see `qa.search.roles`).
         """
-        if _METADATA_QUESTION.search(query):
-            return ranked
         header_rows = self.data.header_rows
         if not any(row in header_rows for row, _ in ranked[:10]):
             return ranked
-        adjusted = [(row, score * TITLE_BLOCK_FACTOR if row in header_rows else score) for row, score in ranked]
+        asked = asked_role(query)
+        if asked is not None:
+            ceiling = self._role_headers(asked, ranked[:10])
+        elif _METADATA_QUESTION.search(query):
+            return ranked
+        else:
+            ceiling = dict.fromkeys(header_rows, float("inf"))
+        if not ceiling:
+            return ranked
+        adjusted = [(row, min(score * TITLE_BLOCK_FACTOR, ceiling[row]) if row in ceiling else score)
+                    for row, score in ranked]
+        if asked is not None:
+            adjusted = self._body_first(asked, ranked[:10], adjusted)
         return sorted(adjusted, key=lambda rs: (-rs[1], rs[0]))
+
+    def _body_first(self, asked: AskedRole, top: list[tuple[int, float]],
+                    adjusted: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """The best passage of a document stating the asked role takes the place its title block held above it."""
+        passages, header_rows = self.data.passages, self.data.header_rows
+        header_score = {passages[row].doc_id: score for row, score in top if row in header_rows}
+        lifted: dict[int, float] = {}
+        for row, score in top:
+            doc_id = passages[row].doc_id
+            if row not in header_rows and doc_id in header_score and states_role(passages[row].text, asked):
+                lifted[row] = max(score, header_score.pop(doc_id))
+        return [(row, lifted.get(row, score)) for row, score in adjusted]
+
+    def _role_headers(self, asked: AskedRole, top: list[tuple[int, float]]) -> dict[int, float]:
+        """Title blocks among `top` that do not answer a who/when question, each with a score it must stay below.
+
+        A title block is pushed down when it does not hold what is asked, and placed under the best passage of
+        its document that states it (`区委副书记魏少峰主持会议`) when one is among `top`.
+        """
+        passages, header_rows = self.data.passages, self.data.header_rows
+        stating: dict[str, float] = {}
+        for row, score in top:
+            if row not in header_rows and states_role(passages[row].text, asked):
+                stating.setdefault(passages[row].doc_id, score * STATED_BELOW)
+        ceiling = {}
+        for row, _ in top:
+            if row in header_rows:
+                doc_id = passages[row].doc_id
+                doc = self.data.documents.get(doc_id)
+                if doc_id in stating:
+                    ceiling[row] = stating[doc_id]
+                elif not header_holds(asked, doc.meta if doc else None):
+                    ceiling[row] = float("inf")
+        return ceiling
 
     def search(self, query: str, top_k: int = 5, mode: str = "hybrid", doc_ids: list[str] | None = None) -> list[Hit]:
         """Rank passages for `query`, best first.
