@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from api.deps import ApiKeyDep, ServiceDep, SettingsDep, WritableDep
+from api.deps import ApiKeyDep, ListingServiceDep, ServiceDep, SettingsDep, WritableServiceDep
 from api.errors import HTTPError
 from api.schemas import (
     DocumentCreate,
@@ -31,12 +31,15 @@ from api.schemas import (
     ErrorOut,
 )
 from qa.config import Settings
+from qa.errors import DocumentNotFoundError
 from qa.ingest.reader import document_from_bytes
 from qa.service import QAService
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1/documents", tags=["documents"], dependencies=[ApiKeyDep])
+# Mounted twice by the app: under /v1 (the `default` knowledge base) and under /v1/knowledge_bases/{kb}; the
+# service dependencies pick the knowledge base from the path and check the key's scope.
+router = APIRouter(prefix="/documents", tags=["documents"], dependencies=[ApiKeyDep])
 
 # Characters that never belong in a label: control characters and path separators.
 _UNSAFE_LABEL = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -109,8 +112,10 @@ async def _from_json(request: Request, settings: Settings) -> tuple[bytes, str, 
 
 
 @router.get("", response_model=DocumentList)
-def list_documents(*, service: ServiceDep) -> DocumentList:
+def list_documents(*, service: ListingServiceDep) -> DocumentList:
     """All indexed documents with their metadata and passage counts."""
+    if not service.loaded:  # a knowledge base without documents yet
+        return DocumentList(documents=[], total=0)
     docs = [DocumentOut.from_document(d, service.passage_count(d.doc_id)) for d in service.documents()]
     return DocumentList(documents=docs, total=len(docs))
 
@@ -127,13 +132,13 @@ def get_document(
 
 
 @router.post(
-    "", response_model=DocumentCreated, status_code=201, dependencies=[WritableDep],
+    "", response_model=DocumentCreated, status_code=201,
     openapi_extra={"requestBody": _UPLOAD_BODY},
     responses={200: {"model": DocumentCreated, "description": "the same content was already indexed"},
                403: {"model": ErrorOut}, 413: {"model": ErrorOut}, 415: {"model": ErrorOut},
                422: {"model": ErrorOut}},
 )
-async def add_document(*, request: Request, service: ServiceDep, settings: SettingsDep) -> JSONResponse:
+async def add_document(*, request: Request, service: WritableServiceDep, settings: SettingsDep) -> JSONResponse:
     """Add a document: a multipart upload (field `file`: .txt/.md/.docx/.pdf/.html by default) or JSON `{text, title?, filename?}`.
 
     201 when added, 200 with `created: false` when the same content is already indexed.
@@ -155,13 +160,15 @@ async def add_document(*, request: Request, service: ServiceDep, settings: Setti
                        "passages": document.passage_count})
     result = DocumentCreated(created=created, document=document)
     return JSONResponse(result.model_dump(mode="json"), status_code=201 if created else 200,
-                        headers={"Location": f"/v1/documents/{document.id}"})
+                        headers={"Location": f"{request.url.path.rstrip('/')}/{document.id}"})
 
 
-@router.delete("/{doc_id}", response_model=DocumentDeleted, dependencies=[WritableDep],
+@router.delete("/{doc_id}", response_model=DocumentDeleted,
                responses={403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}})
-def delete_document(*, doc_id: str, service: ServiceDep) -> DocumentDeleted:
+def delete_document(*, doc_id: str, service: WritableServiceDep) -> DocumentDeleted:
     """Remove a document and its passages from the index (409 for the last one: an index cannot be empty)."""
+    if not service.loaded:  # a knowledge base without documents yet
+        raise DocumentNotFoundError(f"unknown document id {doc_id!r}")
     count = service.passage_count(doc_id)
     document = service.delete_document(doc_id)
     logger.info("document %s deleted", doc_id, extra={"doc_id": doc_id, "passages": count})
