@@ -12,10 +12,9 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI
-from fastapi import Path as PathParam
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -101,10 +100,6 @@ def _start_knowledge_bases(manager: KnowledgeBaseManager, settings: Settings) ->
             logger.error("cannot load knowledge base %s: %s", name, e)
 
 
-def _kb_path(kb: Annotated[str, PathParam(description="knowledge base name (GET /v1/knowledge_bases)")]) -> None:
-    """Declares {kb} of the knowledge-base document routes (the service dependencies read and check it)."""
-
-
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
 # Responses every operation of a kind can give, added to the schema where a route does not list them itself.
 _BODY_ERRORS = {"400": "invalid JSON body", "413": "request body or upload larger than the limit",
@@ -150,7 +145,7 @@ def _complete_openapi(app: FastAPI, settings: Settings) -> None:
                     if "HTTPValidationError" in json.dumps(responses.get("422", {})):
                         # FastAPI's default 422 body ({"detail": [...]}) is not what `api.errors` sends.
                         responses["422"] = _error_response(_COMMON_ERRORS["422"])
-                    if not keyed:
+                    if not keyed or path == "/health":  # /health reads a key only to list knowledge bases
                         operation.pop("security", None)
                     elif operation.get("security"):
                         responses.setdefault("401", _error_response("missing or invalid API key"))
@@ -219,10 +214,8 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(search.router)
-    app.include_router(documents.router, prefix="/v1")
-    # The same document routes (same code) for each knowledge base.
-    app.include_router(documents.router, prefix="/v1/knowledge_bases/{kb}", dependencies=[Depends(_kb_path)],
-                       generate_unique_id_function=lambda route: f"kb_{route.name}")
+    app.include_router(documents.router)
+    app.include_router(documents.kb_router)  # the same document routes for each knowledge base
     app.include_router(knowledge_bases.router)
     app.include_router(openai.router)
     app.include_router(metrics_router)

@@ -12,10 +12,11 @@ import re
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.utils import generate_unique_id
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
@@ -37,9 +38,6 @@ from qa.service import QAService
 
 logger = logging.getLogger(__name__)
 
-# Mounted twice by the app: under /v1 (the `default` knowledge base) and under /v1/knowledge_bases/{kb}; the
-# service dependencies pick the knowledge base from the path and check the key's scope.
-router = APIRouter(prefix="/documents", tags=["documents"], dependencies=[ApiKeyDep])
 
 # Characters that never belong in a label: control characters and path separators.
 _UNSAFE_LABEL = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -111,7 +109,6 @@ async def _from_json(request: Request, settings: Settings) -> tuple[bytes, str, 
     return data, _label(body.filename, "text"), body.title
 
 
-@router.get("", response_model=DocumentList)
 def list_documents(*, service: ListingServiceDep) -> DocumentList:
     """All indexed documents with their metadata and passage counts."""
     if not service.loaded:  # a knowledge base without documents yet
@@ -120,7 +117,6 @@ def list_documents(*, service: ListingServiceDep) -> DocumentList:
     return DocumentList(documents=docs, total=len(docs))
 
 
-@router.get("/{doc_id}", response_model=DocumentDetail, responses={404: {"model": ErrorOut}})
 def get_document(
     *, doc_id: str, service: ServiceDep,
     include_text: Annotated[bool, Query(description="also return the full text")] = False,
@@ -131,13 +127,6 @@ def get_document(
                                                service.vector_progress(doc_id).done)
 
 
-@router.post(
-    "", response_model=DocumentCreated, status_code=201,
-    openapi_extra={"requestBody": _UPLOAD_BODY},
-    responses={200: {"model": DocumentCreated, "description": "the same content was already indexed"},
-               403: {"model": ErrorOut}, 413: {"model": ErrorOut}, 415: {"model": ErrorOut},
-               422: {"model": ErrorOut}},
-)
 async def add_document(*, request: Request, service: WritableServiceDep, settings: SettingsDep) -> JSONResponse:
     """Add a document: a multipart upload (field `file`: .txt/.md/.docx/.pdf/.html by default) or JSON `{text, title?, filename?}`.
 
@@ -163,8 +152,6 @@ async def add_document(*, request: Request, service: WritableServiceDep, setting
                         headers={"Location": f"{request.url.path.rstrip('/')}/{document.id}"})
 
 
-@router.delete("/{doc_id}", response_model=DocumentDeleted,
-               responses={403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}})
 def delete_document(*, doc_id: str, service: WritableServiceDep) -> DocumentDeleted:
     """Remove a document and its passages from the index (409 for the last one: an index cannot be empty)."""
     if not service.loaded:  # a knowledge base without documents yet
@@ -173,3 +160,34 @@ def delete_document(*, doc_id: str, service: WritableServiceDep) -> DocumentDele
     document = service.delete_document(doc_id)
     logger.info("document %s deleted", doc_id, extra={"doc_id": doc_id, "passages": count})
     return DocumentDeleted(deleted=True, document=DocumentOut.from_document(document, count))
+
+
+def _kb_path(kb: Annotated[str, Path(description="knowledge base name (GET /v1/knowledge_bases)")]) -> None:
+    """Declares {kb} of the knowledge-base document routes (the service dependencies read and check it)."""
+
+
+def build_router(prefix: str) -> APIRouter:
+    """The document routes under `prefix`: /v1/documents (the `default` knowledge base) or
+    /v1/knowledge_bases/{kb}/documents. The same functions serve both; the service dependencies pick the knowledge
+    base from the path and check the key's scope."""
+    per_kb = "{kb}" in prefix
+    router = APIRouter(prefix=prefix, tags=["documents"],
+                       dependencies=[ApiKeyDep, Depends(_kb_path)] if per_kb else [ApiKeyDep],
+                       generate_unique_id_function=(lambda route: f"kb_{route.name}") if per_kb else
+                       generate_unique_id)
+    router.get("", response_model=DocumentList)(list_documents)
+    router.get("/{doc_id}", response_model=DocumentDetail, responses={404: {"model": ErrorOut}})(get_document)
+    router.post(
+        "", response_model=DocumentCreated, status_code=201, openapi_extra={"requestBody": _UPLOAD_BODY},
+        responses={200: {"model": DocumentCreated, "description": "the same content was already indexed"},
+                   403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 413: {"model": ErrorOut},
+                   415: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    )(add_document)
+    router.delete("/{doc_id}", response_model=DocumentDeleted,
+                  responses={403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}})(
+        delete_document)
+    return router
+
+
+router = build_router("/v1/documents")
+kb_router = build_router("/v1/knowledge_bases/{kb}/documents")

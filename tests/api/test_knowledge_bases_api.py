@@ -98,6 +98,15 @@ def test_knowledge_base_routes(world):
         assert admin.delete("/v1/knowledge_bases/default").status_code == 409
         # The default routes are untouched: the sample corpus plus the one upload.
         assert admin.get("/v1/documents").json()["total"] == 6
+        health = {kb["name"]: kb for kb in admin.get("/health").json()["knowledge_bases"]}
+        assert health["tiny"] == {"name": "tiny", "loaded": True, "documents": 3, "passages": tiny["passages"]}
+        assert health["default"]["documents"] == 6
+        metrics = admin.get("/metrics").text
+        assert 'zhqa_kb_loaded{knowledge_base="tiny"} 1.0' in metrics
+        assert f'zhqa_kb_passages{{knowledge_base="tiny"}} {float(tiny["passages"])}' in metrics
+        assert 'zhqa_kb_documents{knowledge_base="default"} 6.0' in metrics
+    with world.client(KEYS["tiny-reader"][0]) as reader:
+        _forbidden(reader.get("/metrics"))  # they name every knowledge base
 
 
 def test_documents_of_a_knowledge_base(world):
