@@ -207,7 +207,7 @@ def create_app(settings: Settings | None = None, service: QAService | None = Non
     app.state.settings = settings
     app.state.service = service
     app.state.startup_error = None
-    app.state.kbs = KnowledgeBaseManager(settings, build_service)
+    app.state.kbs = KnowledgeBaseManager(settings)
     app.state.keys = KeyStore(settings.keys_file) if settings.keys_file else None
     app.state.metrics = Metrics(app)
 

@@ -50,9 +50,8 @@ def cmd_kb(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.kb_command == "key":
         return _cmd_key(args, settings)
-    from qa.factory import service_from_settings
 
-    manager = KnowledgeBaseManager(settings, service_from_settings, serving=False)
+    manager = KnowledgeBaseManager(settings, serving=False)
     registry = manager.registry
     if args.kb_command == "list":
         manager.clean()

@@ -11,9 +11,10 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from embeddings import Embedder
 from qa.config import Settings
 from qa.errors import (
     BackendError,
@@ -22,10 +23,12 @@ from qa.errors import (
     IndexWriteError,
     InvalidQueryError,
     KnowledgeBaseEmptyError,
+    KnowledgeBaseNotFoundError,
 )
+from qa.factory import embedder_from_settings, embedder_key, service_from_settings
 from qa.index.locks import ServeLock
 from qa.index.segments import is_title_block
-from qa.knowledge_bases import DEFAULT_KB, KnowledgeBase, KnowledgeBaseRegistry, check_name
+from qa.knowledge_bases import DEFAULT_KB, META_FILE, KnowledgeBase, KnowledgeBaseRegistry, check_name
 from qa.search.kb_fusion import KnowledgeBaseHits, fuse_knowledge_bases
 from qa.search.retriever import asks_metadata
 from qa.service import QAService
@@ -70,17 +73,19 @@ def memory_estimate(service: QAService) -> int:
 class KnowledgeBaseManager:
     """Serves the knowledge bases of one settings' data folder (and `default`, the settings' own index)."""
 
-    def __init__(self, settings: Settings, build: Callable[[Settings], QAService], *, serving: bool = True):
+    def __init__(self, settings: Settings, *, serving: bool = True):
         """
         Args:
-            build: wires a service from (per knowledge base) settings, e.g. `qa.factory.service_from_settings`.
-            serving: hold each loaded knowledge base's serve lock, so `qa index --kb` refuses to write it meanwhile.
+            serving: as `qa serve` does: hold each loaded knowledge base's serve lock (so `qa index --kb` refuses to
+                write it meanwhile) and embed uploads in the background when QA_EMBED_IN_BACKGROUND is set.
         """
         self.settings = settings
         self.registry = KnowledgeBaseRegistry(settings)
         self.budget_bytes = int(settings.kb_memory_budget_mb * 1024 * 1024)
-        self._build = build
         self._serving = serving
+        # One embedder per distinct embedding setting, shared by the knowledge bases that use it: a model is
+        # loaded once, and their questions share one batcher and cache.
+        self._embedders: dict[tuple, Embedder] = {}
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
@@ -90,6 +95,7 @@ class KnowledgeBaseManager:
     def attach_default(self, service: QAService) -> None:
         """Serve `service` as `default` (the app opens it at startup; it is never unloaded here)."""
         self._entries[DEFAULT_KB] = _Entry(service, None)
+        self._embedders.setdefault(embedder_key(self.settings), service.embedder)
 
     def clean(self) -> None:
         """Remove what an interrupted create or delete left: temporary folders, trash folders and their collections."""
@@ -127,6 +133,10 @@ class KnowledgeBaseManager:
         entry = self._entries.get(name)
         if entry is None:
             entry = self._load(name)
+        elif name != DEFAULT_KB and not (self.registry.data_dir / name / META_FILE).is_file():
+            # Deleted by another process (a `qa serve` worker, `qa kb delete`): one stat per request notices it.
+            self._unload(name)
+            raise KnowledgeBaseNotFoundError(f"unknown knowledge base {name!r}")
         entry.last_used = time.monotonic()
         service = entry.service
         if not entry.memory_bytes and name != DEFAULT_KB:
@@ -162,7 +172,12 @@ class KnowledgeBaseManager:
                     serve_lock.hold()
                 except IndexWriteError as e:
                     logger.warning("cannot mark %s as served: %s", settings.index_dir, e)
-            service = self._build(settings)
+            key = embedder_key(settings)
+            with self._lock:
+                embedder = self._embedders.get(key)
+                if embedder is None:
+                    embedder = self._embedders[key] = embedder_from_settings(settings)
+            service = service_from_settings(settings, serving=self._serving, embedder=embedder)
             try:
                 service.load()
             except IndexNotFoundError:

@@ -34,7 +34,7 @@ def _settings(tmp_path: Path, **overrides) -> Settings:
 def manager(tmp_path: Path) -> KnowledgeBaseManager:
     """`default` holds the sample corpus plus the tiny Qinghe news; `tiny` holds the three tiny documents."""
     settings = _settings(tmp_path)
-    manager = KnowledgeBaseManager(settings, service_from_settings, serving=False)
+    manager = KnowledgeBaseManager(settings, serving=False)
     default = service_from_settings(settings)
     default.open([SAMPLE_CORPUS])
     default.add_document(load_documents([TINY / "c_qinghe_news.txt"]).documents[0])
@@ -78,7 +78,7 @@ def test_create_list_update_delete(tmp_path):
         registry.create("x", embedder="word2vec")
     with pytest.raises(KnowledgeBaseNotFoundError):
         registry.get("nope")
-    manager = KnowledgeBaseManager(registry.settings, service_from_settings, serving=False)
+    manager = KnowledgeBaseManager(registry.settings, serving=False)
     with pytest.raises(KnowledgeBaseExistsError):
         manager.delete("default")
     manager.delete("minutes")
@@ -99,14 +99,14 @@ def test_interrupted_create_and_delete_leave_it_whole_or_gone(tmp_path):
     trash = registry.detach("doomed")
     assert [kb.name for kb in registry.list()] == ["default", "kept"]
     registry.create("doomed")  # the name is free again at once
-    KnowledgeBaseManager(settings, service_from_settings, serving=False).clean()
+    KnowledgeBaseManager(settings, serving=False).clean()
     assert not trash.exists()
     assert sorted(os.listdir(tmp_path / "data")) == ["doomed", "kept"]
 
 
 def test_loaded_on_first_use_and_unloaded_beyond_the_budget(tmp_path):
     settings = _settings(tmp_path, kb_memory_budget_mb=0.01)  # 10 KB: room for one small knowledge base at most
-    manager = KnowledgeBaseManager(settings, service_from_settings, serving=False)
+    manager = KnowledgeBaseManager(settings, serving=False)
     for name in ("a", "b"):
         manager.create(name)
         assert not manager.loaded(name)
@@ -159,3 +159,18 @@ def test_doc_ids_and_single_knowledge_base(manager):
     assert single.text == direct.text and single.source == direct.source
     assert [(h.passage, h.score) for h in single.hits] == [(h.passage, h.score) for h in direct.hits]
     assert [h.knowledge_base for h in single.hits] == ["tiny", "tiny"]
+
+
+def test_one_embedder_for_knowledge_bases_that_share_a_model(manager):
+    manager.create("more")
+    more = manager.service("more", allow_empty=True)
+    assert more.embedder is manager.service("tiny").embedder is manager.service(DEFAULT_KB).embedder
+
+
+def test_a_knowledge_base_deleted_by_another_process_is_not_served(manager):
+    assert manager.service("tiny").passage_count() > 0
+    other = KnowledgeBaseManager(manager.settings, serving=False)  # e.g. another `qa serve` worker
+    other.delete("tiny")
+    with pytest.raises(KnowledgeBaseNotFoundError):
+        manager.service("tiny")
+    assert not manager.loaded("tiny")
