@@ -59,6 +59,16 @@ DocumentText = Annotated[str, BeforeValidator(_check_document_text)]
 # --- search ---------------------------------------------------------------------------------------------------------
 
 
+def _not_a_boolean(value: Any) -> Any:
+    # Python counts True as 1, JSON Schema does not count true as an integer.
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not true or false")  # noqa: TRY004 - pydantic turns ValueError into a 422
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_not_a_boolean)]
+
+
 class SearchRequest(BaseModel):
     """A question to search the documents for."""
 
@@ -67,7 +77,7 @@ class SearchRequest(BaseModel):
     query: Text = Field(description="the question, 1 to QA_MAX_QUERY_CHARS characters (default 2000), not blank, "
                                     "with at least one letter, digit or Chinese character and no control characters",
                         examples=["古塔区固定资产投资完成多少"])
-    top_k: int | None = Field(None, description="how many passages, 1 to QA_MAX_TOP_K (default 100); "
+    top_k: Count | None = Field(None, description="how many passages, 1 to QA_MAX_TOP_K (default 100); "
                                                 "QA_DEFAULT_TOP_K when omitted")
     mode: SearchMode | None = Field(None, description="hybrid (BM25 + dense), dense or bm25; QA_DEFAULT_MODE "
                                                       "when omitted")
@@ -325,7 +335,7 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    top_k: int | None = Field(None, description="extension: how many passages to cite")
+    top_k: Count | None = Field(None, description="extension: how many passages to cite")
     doc_ids: list[Text] | None = Field(None, description="extension: answer only from these documents")
     mode: SearchMode | None = Field(None, description="extension: retrieval mode")
 

@@ -171,7 +171,10 @@ def build_router(prefix: str) -> APIRouter:
     /v1/knowledge_bases/{kb}/documents. The same functions serve both; the service dependencies pick the knowledge
     base from the path and check the key's scope."""
     per_kb = "{kb}" in prefix
-    router = APIRouter(prefix=prefix, tags=["documents"],
+    # Every route of a knowledge base may also say: not covered by the key (403), no such knowledge base (404),
+    # no documents yet (409).
+    kb_errors = {status: {"model": ErrorOut} for status in (403, 404, 409)} if per_kb else {}
+    router = APIRouter(prefix=prefix, tags=["documents"], responses=kb_errors,
                        dependencies=[ApiKeyDep, Depends(_kb_path)] if per_kb else [ApiKeyDep],
                        generate_unique_id_function=(lambda route: f"kb_{route.name}") if per_kb else
                        generate_unique_id)

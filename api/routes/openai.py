@@ -167,7 +167,8 @@ def list_models(*, manager: ManagerDep, access: AccessDep) -> ModelList:
     return ModelList(data=[_model(kb.name) for kb in manager.registry.list() if access.can_read(kb.name)])
 
 
-@router.get("/models/{model:path}", response_model=ModelOut, responses={404: {"model": ErrorOut}},
+@router.get("/models/{model:path}", response_model=ModelOut,
+            responses={403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
             dependencies=_INDEX_LOADED)
 def get_model(*, model: str, manager: ManagerDep, access: AccessDep) -> ModelOut:
     """A model by id (`zhqa-retrieval` or `zhqa-retrieval/<knowledge base>`)."""
@@ -188,7 +189,8 @@ def get_model(*, model: str, manager: ManagerDep, access: AccessDep) -> ModelOut
     "/chat/completions", response_model=ChatCompletion,
     responses={200: {"content": {"text/event-stream": {"description": "chat.completion.chunk events when "
                                                                       "stream is true, then data: [DONE]"}}},
-               404: {"model": ErrorOut}, 422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+               403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut},
+               422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
 )
 async def chat_completions(
     *, body: ChatCompletionRequest, request: Request, access: AccessDep, settings: SettingsDep,
