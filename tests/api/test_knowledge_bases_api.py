@@ -252,3 +252,29 @@ def test_write_keys_and_bad_keys(world, caplog):
     assert all(k not in logged for k, _, _ in KEYS.values()) and ADMIN not in logged
     stored = Path(world.settings.keys_file).read_text()
     assert all(k not in stored and hash_key(k) in stored for k, _, _ in KEYS.values())
+
+
+def test_a_delete_interrupted_after_its_rename_is_finished_at_the_next_start(world):
+    from qa.kb_manager import KnowledgeBaseManager
+    from qa.knowledge_bases import KnowledgeBaseRegistry
+
+    with world.client() as admin:
+        assert admin.post("/v1/knowledge_bases", json={"name": "crashy"}).status_code == 201
+        _upload(admin, "/v1/knowledge_bases/crashy/documents", TINY / FIRE_DOC)
+        milvus = prefix = None
+        if world.settings.backend == "milvus":
+            from pymilvus import MilvusClient
+
+            milvus = MilvusClient(uri=world.settings.milvus_uri)
+            prefix = milvus_prefix(world.settings.milvus_collection, "crashy")
+            assert milvus.has_collection(f"{prefix}_passages")
+        trash = KnowledgeBaseRegistry(world.settings).detach("crashy")  # the process dies right after this
+        assert admin.get("/v1/knowledge_bases/crashy/documents").status_code == 404  # gone at once
+        KnowledgeBaseManager(world.settings, serving=False).clean()  # what the next start runs
+        assert not trash.exists()
+        assert sorted(p.name for p in Path(world.settings.data_dir).iterdir()) == ["tiny"]
+        if milvus is not None:
+            assert not milvus.has_collection(f"{prefix}_passages")
+            assert not milvus.has_collection(f"{prefix}_documents")
+            milvus.close()
+        assert admin.get("/v1/knowledge_bases/tiny/documents").json()["total"] == 3
