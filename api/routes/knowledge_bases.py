@@ -7,8 +7,6 @@ knowledge bases it covers.
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 
@@ -26,8 +24,6 @@ from api.schemas import (
 from qa.access import Access
 from qa.kb_manager import KnowledgeBaseManager
 from qa.knowledge_bases import KnowledgeBase, check_name
-
-logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/knowledge_bases", tags=["knowledge bases"], dependencies=[ApiKeyDep])
 
@@ -91,5 +87,4 @@ async def delete_knowledge_base(*, kb: str, manager: ManagerDep, access: AccessD
     _require_admin(access, "delete")
     before = _out(manager.registry.get(kb), manager, access)
     await run_in_threadpool(manager.delete, kb)
-    logger.info("knowledge base %s deleted", kb, extra={"knowledge_base": kb})
     return KnowledgeBaseDeleted(deleted=True, knowledge_base=before.model_copy(update={"loaded": False}))
