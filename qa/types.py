@@ -114,6 +114,7 @@ class Hit:
         dense_score: cosine similarity of question and passage (None in bm25 mode, or when not a dense candidate).
         keyword_score: raw BM25 score (None in dense mode, or when not a keyword candidate).
         answer: the sentence in the passage that best answers the question, if any.
+        knowledge_base: the knowledge base it comes from, when several were searched together.
     """
 
     passage: Passage
@@ -121,6 +122,7 @@ class Hit:
     dense_score: float | None = None
     keyword_score: float | None = None
     answer: AnswerSpan | None = None
+    knowledge_base: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,9 @@ def make_settings(index_dir: Path, **overrides) -> Settings:
     Uploads are embedded before they return (`embed_in_background` off), so a test can search them at once by any
     mode; the tests of background embedding turn it on.
     """
-    values = {"index_dir": index_dir, "embedder": "hashing", "corpus": [CORPUS], "api_key": None,
+    # Knowledge bases beside the index folder, never in the working directory.
+    values = {"index_dir": index_dir, "data_dir": Path(index_dir).with_name(Path(index_dir).name + ".kbs"),
+              "embedder": "hashing", "corpus": [CORPUS], "api_key": None,
               "read_only": False, "llm_base_url": None, "cors_origins": [], "embed_in_background": False,
               **overrides}
     return Settings(_env_file=None, **values)

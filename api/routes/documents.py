@@ -12,14 +12,15 @@ import re
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.utils import generate_unique_id
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from api.deps import ApiKeyDep, ServiceDep, SettingsDep, WritableDep
+from api.deps import ApiKeyDep, ListingServiceDep, ServiceDep, SettingsDep, WritableServiceDep
 from api.errors import HTTPError
 from api.schemas import (
     DocumentCreate,
@@ -31,12 +32,12 @@ from api.schemas import (
     ErrorOut,
 )
 from qa.config import Settings
+from qa.errors import DocumentNotFoundError
 from qa.ingest.reader import document_from_bytes
 from qa.service import QAService
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1/documents", tags=["documents"], dependencies=[ApiKeyDep])
 
 # Characters that never belong in a label: control characters and path separators.
 _UNSAFE_LABEL = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -108,14 +109,14 @@ async def _from_json(request: Request, settings: Settings) -> tuple[bytes, str, 
     return data, _label(body.filename, "text"), body.title
 
 
-@router.get("", response_model=DocumentList)
-def list_documents(*, service: ServiceDep) -> DocumentList:
+def list_documents(*, service: ListingServiceDep) -> DocumentList:
     """All indexed documents with their metadata and passage counts."""
+    if not service.loaded:  # a knowledge base without documents yet
+        return DocumentList(documents=[], total=0)
     docs = [DocumentOut.from_document(d, service.passage_count(d.doc_id)) for d in service.documents()]
     return DocumentList(documents=docs, total=len(docs))
 
 
-@router.get("/{doc_id}", response_model=DocumentDetail, responses={404: {"model": ErrorOut}})
 def get_document(
     *, doc_id: str, service: ServiceDep,
     include_text: Annotated[bool, Query(description="also return the full text")] = False,
@@ -126,14 +127,7 @@ def get_document(
                                                service.vector_progress(doc_id).done)
 
 
-@router.post(
-    "", response_model=DocumentCreated, status_code=201, dependencies=[WritableDep],
-    openapi_extra={"requestBody": _UPLOAD_BODY},
-    responses={200: {"model": DocumentCreated, "description": "the same content was already indexed"},
-               403: {"model": ErrorOut}, 413: {"model": ErrorOut}, 415: {"model": ErrorOut},
-               422: {"model": ErrorOut}},
-)
-async def add_document(*, request: Request, service: ServiceDep, settings: SettingsDep) -> JSONResponse:
+async def add_document(*, request: Request, service: WritableServiceDep, settings: SettingsDep) -> JSONResponse:
     """Add a document: a multipart upload (field `file`: .txt/.md/.docx/.pdf/.html by default) or JSON `{text, title?, filename?}`.
 
     201 when added, 200 with `created: false` when the same content is already indexed.
@@ -155,14 +149,48 @@ async def add_document(*, request: Request, service: ServiceDep, settings: Setti
                        "passages": document.passage_count})
     result = DocumentCreated(created=created, document=document)
     return JSONResponse(result.model_dump(mode="json"), status_code=201 if created else 200,
-                        headers={"Location": f"/v1/documents/{document.id}"})
+                        headers={"Location": f"{request.url.path.rstrip('/')}/{document.id}"})
 
 
-@router.delete("/{doc_id}", response_model=DocumentDeleted, dependencies=[WritableDep],
-               responses={403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}})
-def delete_document(*, doc_id: str, service: ServiceDep) -> DocumentDeleted:
+def delete_document(*, doc_id: str, service: WritableServiceDep) -> DocumentDeleted:
     """Remove a document and its passages from the index (409 for the last one: an index cannot be empty)."""
+    if not service.loaded:  # a knowledge base without documents yet
+        raise DocumentNotFoundError(f"unknown document id {doc_id!r}")
     count = service.passage_count(doc_id)
     document = service.delete_document(doc_id)
     logger.info("document %s deleted", doc_id, extra={"doc_id": doc_id, "passages": count})
     return DocumentDeleted(deleted=True, document=DocumentOut.from_document(document, count))
+
+
+def _kb_path(kb: Annotated[str, Path(description="knowledge base name (GET /v1/knowledge_bases)")]) -> None:
+    """Declares {kb} of the knowledge-base document routes (the service dependencies read and check it)."""
+
+
+def build_router(prefix: str) -> APIRouter:
+    """The document routes under `prefix`: /v1/documents (the `default` knowledge base) or
+    /v1/knowledge_bases/{kb}/documents. The same functions serve both; the service dependencies pick the knowledge
+    base from the path and check the key's scope."""
+    per_kb = "{kb}" in prefix
+    # Every route of a knowledge base may also say: not covered by the key (403), no such knowledge base (404),
+    # no documents yet (409).
+    kb_errors = {status: {"model": ErrorOut} for status in (403, 404, 409)} if per_kb else {}
+    router = APIRouter(prefix=prefix, tags=["documents"], responses=kb_errors,
+                       dependencies=[ApiKeyDep, Depends(_kb_path)] if per_kb else [ApiKeyDep],
+                       generate_unique_id_function=(lambda route: f"kb_{route.name}") if per_kb else
+                       generate_unique_id)
+    router.get("", response_model=DocumentList)(list_documents)
+    router.get("/{doc_id}", response_model=DocumentDetail, responses={404: {"model": ErrorOut}})(get_document)
+    router.post(
+        "", response_model=DocumentCreated, status_code=201, openapi_extra={"requestBody": _UPLOAD_BODY},
+        responses={200: {"model": DocumentCreated, "description": "the same content was already indexed"},
+                   403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 413: {"model": ErrorOut},
+                   415: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    )(add_document)
+    router.delete("/{doc_id}", response_model=DocumentDeleted,
+                  responses={403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}})(
+        delete_document)
+    return router
+
+
+router = build_router("/v1/documents")
+kb_router = build_router("/v1/knowledge_bases/{kb}/documents")

@@ -15,11 +15,19 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from api.deps import ApiKeyDep, ServiceDep, SettingsDep, get_service
+from api.deps import (
+    AccessDep,
+    ApiKeyDep,
+    ManagerDep,
+    SettingsDep,
+    check_read,
+    kb_service,
+    require_default_loaded,
+)
 from api.errors import HTTPError
 from api.llm import llm_reply
 from api.reply import extractive_reply, rough_tokens, sources_block, stream_pieces, with_sources
@@ -38,9 +46,11 @@ from api.schemas import (
     ModelOut,
     RetrievalInfo,
     Usage,
+    model_id,
 )
 from qa.config import Settings
-from qa.errors import InvalidQueryError
+from qa.errors import InvalidQueryError, KnowledgeBaseNotFoundError
+from qa.knowledge_bases import DEFAULT_KB, check_name
 from qa.search.conversation import plan_followup, previous_document
 from qa.service import QAService
 from qa.types import Answer
@@ -59,11 +69,18 @@ class _Reply:
     usage: Usage
 
 
-def _model() -> ModelOut:
-    return ModelOut(id=MODEL_ID, created=_MODEL_CREATED, owned_by="zhqa")
+def _model(knowledge_base: str = DEFAULT_KB) -> ModelOut:
+    return ModelOut(id=model_id(knowledge_base), created=_MODEL_CREATED, owned_by="zhqa")
 
 
-def _reply(body: ChatCompletionRequest, service: QAService, settings: Settings) -> _Reply:
+def knowledge_base_of(model: str) -> str:
+    """The knowledge base a chat model id names: `zhqa-retrieval/<name>`; any other id means `default` (clients
+    often hard-code a model name)."""
+    prefix = f"{MODEL_ID}/"
+    return check_name(model[len(prefix):]) if model.startswith(prefix) else DEFAULT_KB
+
+
+def _reply(body: ChatCompletionRequest, service: QAService, settings: Settings, knowledge_base: str) -> _Reply:
     """Search for the last user question (rewritten if it is a follow-up) and compose the reply (blocking)."""
     turns = [(m.role, m.text()) for m in body.messages]
     try:
@@ -87,9 +104,10 @@ def _reply(body: ChatCompletionRequest, service: QAService, settings: Settings) 
     completion_tokens = rough_tokens(content)
     return _Reply(
         content=content,
-        citations=[HitOut.from_hit(i, hit) for i, hit in enumerate(answer.hits, start=1)],
+        citations=[HitOut.from_hit(i, hit, knowledge_base) for i, hit in enumerate(answer.hits, start=1)],
         retrieval=RetrievalInfo(query=query, mode=mode, doc_ids=doc_ids, followup=plan.elliptical,
-                                answerable=answer.answerable, answer_source="llm" if llm_text else "extractive"),
+                                answerable=answer.answerable, answer_source="llm" if llm_text else "extractive",
+                                knowledge_base=knowledge_base),
         usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                     total_tokens=prompt_tokens + completion_tokens),
     )
@@ -113,12 +131,12 @@ def _sse(chunk: ChatCompletionChunk) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def _stream(reply: _Reply, completion_id: str, created: int, include_usage: bool) -> Iterator[str]:
+def _stream(reply: _Reply, completion_id: str, created: int, include_usage: bool, model: str) -> Iterator[str]:
     """SSE events: a role delta, the content in pieces, a final chunk with finish_reason and citations, [DONE]."""
 
     def chunk(delta: ChunkDelta, **extra) -> ChatCompletionChunk:
         finish = extra.pop("finish_reason", None)
-        return ChatCompletionChunk(id=completion_id, created=created, model=MODEL_ID,
+        return ChatCompletionChunk(id=completion_id, created=created, model=model,
                                    choices=[ChunkChoice(delta=delta, finish_reason=finish)], **extra)
 
     yield _sse(chunk(ChunkDelta(role="assistant", content="")))
@@ -126,7 +144,7 @@ def _stream(reply: _Reply, completion_id: str, created: int, include_usage: bool
         yield _sse(chunk(ChunkDelta(content=piece)))
     yield _sse(chunk(ChunkDelta(), finish_reason="stop", citations=reply.citations, retrieval=reply.retrieval))
     if include_usage:
-        usage_chunk = ChatCompletionChunk(id=completion_id, created=created, model=MODEL_ID, choices=[],
+        usage_chunk = ChatCompletionChunk(id=completion_id, created=created, model=model, choices=[],
                                           usage=reply.usage)
         yield _sse(usage_chunk)
     yield "data: [DONE]\n\n"
@@ -134,7 +152,7 @@ def _stream(reply: _Reply, completion_id: str, created: int, include_usage: bool
 
 # The model list needs no index, but answers 503 with the reason when none is loaded, like every other /v1 route,
 # so a chat front end shows why the connection does not work.
-_INDEX_LOADED = [Depends(get_service)]
+_INDEX_LOADED = [Depends(require_default_loaded)]
 
 
 async def _send(events: list[str]) -> AsyncIterator[str]:
@@ -143,45 +161,60 @@ async def _send(events: list[str]) -> AsyncIterator[str]:
 
 
 @router.get("/models", response_model=ModelList, dependencies=_INDEX_LOADED)
-def list_models() -> ModelList:
-    """The one model this server offers (retrieval with extractive answers)."""
-    return ModelList(data=[_model()])
+def list_models(*, manager: ManagerDep, access: AccessDep) -> ModelList:
+    """One model per knowledge base the key covers: `zhqa-retrieval` answers from `default`,
+    `zhqa-retrieval/<name>` from the knowledge base `name` (pick one in a chat front end's model menu)."""
+    return ModelList(data=[_model(kb.name) for kb in manager.registry.list() if access.can_read(kb.name)])
 
 
-@router.get("/models/{model_id}", response_model=ModelOut, responses={404: {"model": ErrorOut}},
+@router.get("/models/{model:path}", response_model=ModelOut,
+            responses={403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
             dependencies=_INDEX_LOADED)
-def get_model(*, model_id: str) -> ModelOut:
-    """A model by id (only the one this server offers)."""
-    if model_id != MODEL_ID:
-        raise HTTPError(404, f"unknown model {model_id!r}; this server offers {MODEL_ID!r}", "not_found")
-    return _model()
+def get_model(*, model: str, manager: ManagerDep, access: AccessDep) -> ModelOut:
+    """A model by id (`zhqa-retrieval` or `zhqa-retrieval/<knowledge base>`)."""
+    unknown = HTTPError(404, f"unknown model {model!r}; GET /v1/models lists this server's models", "not_found")
+    if model != MODEL_ID and not model.startswith(f"{MODEL_ID}/"):
+        raise unknown
+    try:
+        name = knowledge_base_of(model)
+    except ValueError:
+        raise unknown from None
+    check_read(access, name)
+    if not manager.registry.exists(name):
+        raise KnowledgeBaseNotFoundError(f"unknown model {model!r}: no knowledge base {name!r}")
+    return _model(name)
 
 
 @router.post(
     "/chat/completions", response_model=ChatCompletion,
     responses={200: {"content": {"text/event-stream": {"description": "chat.completion.chunk events when "
                                                                       "stream is true, then data: [DONE]"}}},
-               404: {"model": ErrorOut}, 422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+               403: {"model": ErrorOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut},
+               422: {"model": ErrorOut}, 503: {"model": ErrorOut}},
 )
 async def chat_completions(
-    *, body: ChatCompletionRequest, service: ServiceDep, settings: SettingsDep,
+    *, body: ChatCompletionRequest, request: Request, access: AccessDep, settings: SettingsDep,
 ) -> ChatCompletion | StreamingResponse:
     """Answer the last user message with cited passages; `stream: true` sends SSE `chat.completion.chunk`s.
 
-    Any model name is accepted (clients often hard-code one); replies name this server's model.
+    The model picks the knowledge base (`zhqa-retrieval/<name>`; 403 when the key does not cover it). Any other
+    model name is accepted and answers from `default` (clients often hard-code one).
     """
+    name = knowledge_base_of(body.model)
+    model = model_id(name)
+    service = await run_in_threadpool(kb_service, request, access, name)
     # Retrieval runs before any byte is sent, so a bad request gets its status code even when streaming.
-    reply = await run_in_threadpool(_reply, body, service, settings)
+    reply = await run_in_threadpool(_reply, body, service, settings, name)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         # The reply is complete already: render its events in one worker-thread call and send them from the event
         # loop, rather than one thread hop per event (Starlette iterates a sync generator in the thread pool).
-        events = await run_in_threadpool(lambda: list(_stream(reply, completion_id, created, include_usage)))
+        events = await run_in_threadpool(lambda: list(_stream(reply, completion_id, created, include_usage, model)))
         return StreamingResponse(_send(events),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     message = AssistantMessage(content=reply.content, citations=reply.citations)
-    return ChatCompletion(id=completion_id, created=created, model=MODEL_ID, choices=[ChatChoice(message=message)],
+    return ChatCompletion(id=completion_id, created=created, model=model, choices=[ChatChoice(message=message)],
                           usage=reply.usage, citations=reply.citations, retrieval=reply.retrieval)

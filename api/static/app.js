@@ -9,6 +9,8 @@
   const input = $("question");
   const sendButton = $("send");
   const docFilter = $("doc-filter");
+  const kbSelect = $("kb-select");
+  const DEFAULT_MODEL = "zhqa-retrieval";
   const statusEl = $("status");
   const keyInput = $("api-key");
   const KEY_STORAGE = "zhqa.apiKey";
@@ -82,12 +84,41 @@
     }
   }
 
-  async function loadDocuments() {
+  // One chat model per knowledge base: `zhqa-retrieval` answers from `default`, `zhqa-retrieval/<name>` from <name>.
+  function knowledgeBaseOf(model) {
+    return model.startsWith(DEFAULT_MODEL + "/") ? model.slice(DEFAULT_MODEL.length + 1) : "default";
+  }
+
+  function documentsPath() {
+    const kb = knowledgeBaseOf(kbSelect.value || DEFAULT_MODEL);
+    return kb === "default" ? "/v1/documents" : "/v1/knowledge_bases/" + encodeURIComponent(kb) + "/documents";
+  }
+
+  async function loadKnowledgeBases() {
     try {
-      const response = await fetch("/v1/documents", { headers: headers() });
+      const response = await fetch("/v1/models", { headers: headers() });
       if (!response.ok) return;
       const body = await response.json();
-      while (docFilter.options.length > 1) docFilter.remove(1);
+      const chosen = kbSelect.value;
+      while (kbSelect.options.length) kbSelect.remove(0);
+      for (const model of body.data) {
+        const kb = knowledgeBaseOf(model.id);
+        const option = el("option", null, kb === "default" ? "默认知识库" : kb);
+        option.value = model.id;
+        kbSelect.appendChild(option);
+      }
+      if ([...kbSelect.options].some((o) => o.value === chosen)) kbSelect.value = chosen;
+    } catch (_) {
+      // The status line already says the service is unreachable.
+    }
+  }
+
+  async function loadDocuments() {
+    while (docFilter.options.length > 1) docFilter.remove(1);
+    try {
+      const response = await fetch(documentsPath(), { headers: headers() });
+      if (!response.ok) return;
+      const body = await response.json();
       for (const doc of body.documents) {
         const option = el("option", null, doc.title);
         option.value = doc.id;
@@ -169,7 +200,7 @@
     const { wrap, bubble } = addMessage("assistant", "");
     bubble.classList.add("pending");
 
-    const body = { model: "zhqa-retrieval", messages, stream: true };
+    const body = { model: kbSelect.value || DEFAULT_MODEL, messages, stream: true };
     if (docFilter.value) body.doc_ids = [docFilter.value];
 
     let content = "";
@@ -252,10 +283,19 @@
     });
   });
 
-  $("clear").addEventListener("click", () => {
+  function newConversation() {
     history = [];
     log.querySelectorAll(".msg").forEach((node) => node.remove());
     $("panel").hidden = true;
+  }
+
+  $("clear").addEventListener("click", newConversation);
+
+  // Another knowledge base: a new conversation (follow-ups refer to the earlier answers) and its documents.
+  kbSelect.addEventListener("change", () => {
+    newConversation();
+    docFilter.value = "";
+    loadDocuments();
   });
 
   $("panel-close").addEventListener("click", () => { $("panel").hidden = true; });
@@ -265,9 +305,9 @@
     if (key) localStorage.setItem(KEY_STORAGE, key);
     else localStorage.removeItem(KEY_STORAGE);
     loadStatus();
-    loadDocuments();
+    loadKnowledgeBases().then(loadDocuments);
   });
 
   loadStatus();
-  loadDocuments();
+  loadKnowledgeBases().then(loadDocuments);
 })();

@@ -171,6 +171,13 @@ class MilvusStore:
             return all(self.client.has_collection(n, timeout=self.timeout)
                        for n in (self.passages_name, self.documents_name))
 
+    def drop(self) -> None:
+        """Drops both collections (when they exist): what deleting a knowledge base does on Milvus."""
+        with self._call("drop"):
+            for name in (self.passages_name, self.documents_name):
+                if self.client.has_collection(name, timeout=self.timeout):
+                    self.client.drop_collection(name, timeout=self.timeout)
+
     def reset(self) -> None:
         """Drops and recreates both collections, empty, indexed and loaded."""
         DataType, pm = self._pm.DataType, self._pm

@@ -26,6 +26,11 @@ _SEARCHABLE = re.compile(r"[^\W_]")
 FUSION_METHODS = ("weighted", "rrf")
 
 
+def asks_metadata(query: str) -> bool:
+    """Whether a question asks who, when, where or which document (title blocks then keep their score)."""
+    return _METADATA_QUESTION.search(query) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class RetrievalConfig:
     """How results are found and fused.
@@ -137,7 +142,7 @@ class HybridRetriever:
         asked = asked_role(query)
         if asked is not None:
             ceiling = self._role_headers(asked, ranked[:10])
-        elif _METADATA_QUESTION.search(query):
+        elif asks_metadata(query):
             return ranked
         else:
             ceiling = dict.fromkeys(header_rows, float("inf"))

@@ -137,3 +137,28 @@ def test_server_text_is_never_parsed_as_html(browser, copy_settings, serve_app):
         assert "<script>" in browser.find_element(By.ID, "panel-doc").text
         assert browser.find_elements(By.CSS_SELECTOR, "#panel-text img, #panel-text b, #log img") == []
         assert browser.execute_script("return document.body.dataset.pwned || window.pwned || null") is None
+
+
+def test_knowledge_base_selector(browser, copy_settings, serve_app, tmp_path):
+    """The selector lists one entry per knowledge base (the models); choosing one filters documents and answers."""
+    import httpx
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    fire = Path(__file__).resolve().parent.parent / "data" / "tiny" / "b_forest_fire_notice.txt"
+    settings = copy_settings.model_copy(update={"data_dir": tmp_path / "data"})
+    with serve_app(create_app(settings)) as url:
+        assert httpx.post(url + "/v1/knowledge_bases", json={"name": "fire"}).status_code == 201
+        assert httpx.post(url + "/v1/knowledge_bases/fire/documents",
+                          json={"text": fire.read_text(encoding="utf-8")}, timeout=60).status_code == 201
+        wait = WebDriverWait(browser, 20)
+        browser.get(url + "/")
+        wait.until(lambda d: len(Select(d.find_element(By.ID, "kb-select")).options) == 2)
+        wait.until(lambda d: len(Select(d.find_element(By.ID, "doc-filter")).options) == 6)
+        Select(browser.find_element(By.ID, "kb-select")).select_by_value("zhqa-retrieval/fire")
+        wait.until(lambda d: len(Select(d.find_element(By.ID, "doc-filter")).options) == 2)
+        browser.find_element(By.ID, "question").send_keys("全区森林防火期从哪天开始")
+        browser.find_element(By.ID, "send").click()
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".msg.assistant .bubble .cite")))
+        assert "2023年11月1日" in browser.find_element(By.CSS_SELECTOR, ".msg.assistant .bubble").text
