@@ -45,6 +45,7 @@ def test_the_wheel_holds_the_package_data(wheel: Path):
     corpus = sorted(n for n in names if n.startswith("qa/resources/corpus/"))
     assert [Path(n).name for n in corpus] == sorted(p.name for p in (ROOT / "qa/resources/corpus").iterdir())
     assert {"api/static/index.html", "qa/ingest/reader.py"} <= names
+    assert "qa/resources/userdict.txt" not in names  # the vocabulary is learned from the indexed documents
     assert not any(n.startswith(("tests/", "bench/", "data/")) for n in names)
 
 

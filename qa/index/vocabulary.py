@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 
 from qa.index.tokenize import get_jieba, pos_tokenizer
-from qa.text import normalize
 
 __all__ = ["VOCABULARY_FILE", "LearnSettings", "SegmentVocabulary", "Vocabulary", "learn_segment", "merge_live"]
 
@@ -56,7 +55,8 @@ class LearnSettings:
         min_cohesion: lowest pointwise mutual information (nats) over the cuts of a term in two.
         max_crossing: highest mean count of the character pairs across a term's boundary, relative to the
             term's count (a boundary that cuts a word, 深入推|进, has a pair across it commoner than the term).
-        sample_chars: characters of a segment read at most (each document contributes in proportion to its size).
+        sample_chars / sample_share / min_sample_chars: characters of a segment read: `sample_share` of them, at
+            least `min_sample_chars` and at most `sample_chars` (each document contributes in proportion to its size).
         max_terms: terms kept per segment at most, the most frequent first.
     """
 
@@ -65,7 +65,9 @@ class LearnSettings:
     min_entropy: float = 0.6
     min_cohesion: float = 3.0
     max_crossing: float = 0.5
-    sample_chars: int = 600_000
+    sample_chars: int = 300_000
+    sample_share: float = 0.2
+    min_sample_chars: int = 50_000
     max_terms: int = 5000
 
     def __post_init__(self) -> None:
@@ -73,8 +75,8 @@ class LearnSettings:
             raise ValueError(f"max_len={self.max_len} is out of range; allowed: 2..16")
         if self.min_count < 2:
             raise ValueError(f"min_count={self.min_count} is too small; a term must recur (>= 2)")
-        if self.sample_chars < 1000 or self.max_terms < 1:
-            raise ValueError("sample_chars must be >= 1000 and max_terms >= 1")
+        if self.sample_chars < 1000 or self.max_terms < 1 or not 0.0 < self.sample_share <= 1.0:
+            raise ValueError("sample_chars must be >= 1000, max_terms >= 1 and sample_share in (0, 1]")
 
 
 def _is_ideograph(codes: np.ndarray) -> np.ndarray:
@@ -126,7 +128,7 @@ def learn_segment(texts: Sequence[str], doc_of_text: Sequence[int], settings: Le
     """Learn the terms of one segment from its documents' texts.
 
     Args:
-        texts: the documents' texts (raw or normalized).
+        texts: the documents' texts.
         doc_of_text: for each text, the index of its document in the segment.
         settings: thresholds; the defaults suit Chinese prose.
 
@@ -134,7 +136,12 @@ def learn_segment(texts: Sequence[str], doc_of_text: Sequence[int], settings: Le
         The terms found, each with the documents holding it and how often (in the sampled text).
     """
     settings = settings or LearnSettings()
-    texts = _sample([normalize(t) for t in texts], settings.sample_chars)
+    # Not normalized: NFKC only changes non-ideographs here (boundaries either way), and would cost more than the
+    # counting. A share of a large segment is read: terms worth knowing recur, and learning stays a few percent of
+    # tokenizing the whole segment.
+    total = sum(len(t) for t in texts)
+    texts = _sample(list(texts), min(settings.sample_chars, max(settings.min_sample_chars,
+                                                                int(total * settings.sample_share))))
     if not texts:
         return SegmentVocabulary.empty()
     joined = "\n".join(texts)
@@ -171,14 +178,17 @@ def learn_segment(texts: Sequence[str], doc_of_text: Sequence[int], settings: Le
             keys = current[ok]
         if not ok.any():
             break
-        _, first_at, inverse, cnt = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+        _, inverse, cnt = np.unique(keys, return_inverse=True, return_counts=True)
+        positions = np.flatnonzero(ok)
+        # One occurrence of each n-gram (which one does not matter: they all read the same).
+        at = np.empty(cnt.size, dtype=np.int64)
+        at[inverse] = positions
         # Rare n-grams are dropped here, so longer n-grams only grow from frequent ones (the counting stays cheap).
         keep = cnt >= (settings.min_count if n > 1 else 1)
         remap = np.cumsum(keep) - 1
-        positions = np.flatnonzero(ok)
         frequent = keep[inverse]
         current[positions[frequent]] = remap[inverse[frequent]]
-        ids[n], counts[n], first[n] = current, cnt[keep], positions[first_at[keep]]
+        ids[n], counts[n], first[n] = current, cnt[keep], at[keep]
     unigram_total = float(max(int((ids[1] >= 0).sum()), 1))
     found: list[tuple[int, int]] = []  # (n, id)
     for n in range(2, settings.max_len + 1):
@@ -204,33 +214,35 @@ def learn_segment(texts: Sequence[str], doc_of_text: Sequence[int], settings: Le
         good = np.flatnonzero((free >= settings.min_entropy) & (cohesion >= settings.min_cohesion)
                               & (across <= settings.max_crossing))
         found.extend((n, int(i)) for i in good)
-    terms: dict[str, int] = {}
+    terms: dict[str, tuple[int, int]] = {}
     for n, i in found:
         p = int(first[n][i])
         word = joined[p : p + n]
         if word[0] not in _EDGE_STOP and word[-1] not in _EDGE_STOP and not _INNER_STOP.intersection(word):
-            terms[word] = int(counts[n][i])
-    chosen = sorted(terms, key=lambda w: (-terms[w], w))[: settings.max_terms]
-    return _attribute(sorted(chosen), joined, starts, np.asarray(doc_of_text, dtype=np.int64))
+            terms[word] = (n, i)
+    chosen = sorted(sorted(terms, key=lambda w: (-int(counts[terms[w][0]][terms[w][1]]), w))[: settings.max_terms])
+    return _attribute([(w, *terms[w]) for w in chosen], ids, starts, np.asarray(doc_of_text, dtype=np.int64))
 
 
-def _attribute(terms: list[str], joined: str, starts: np.ndarray, doc_of_text: np.ndarray) -> SegmentVocabulary:
-    """Which documents hold each term and how often (non-overlapping occurrences, found by str.find in C)."""
-    indptr, docs, counts = [0], [], []
-    for term in terms:
-        hits, at = [], joined.find(term)
-        while at >= 0:
-            hits.append(at)
-            at = joined.find(term, at + len(term))
-        owners = doc_of_text[np.searchsorted(starts, np.asarray(hits, dtype=np.int64), side="right") - 1]
-        d, c = np.unique(owners, return_counts=True)
-        docs.append(d)
-        counts.append(c)
-        indptr.append(indptr[-1] + d.size)
-    return SegmentVocabulary(
-        tuple(terms), np.asarray(indptr, dtype=np.int64),
-        np.concatenate(docs).astype(np.int32) if docs else np.zeros(0, np.int32),
-        np.concatenate(counts).astype(np.int32) if counts else np.zeros(0, np.int32))
+def _attribute(chosen: list[tuple[str, int, int]], ids: dict[int, np.ndarray], starts: np.ndarray,
+               doc_of_text: np.ndarray) -> SegmentVocabulary:
+    """Which documents hold each chosen ``(term, n, id)`` and how often: the positions of its n-gram id."""
+    n_docs = int(doc_of_text.max(initial=0)) + 1
+    keys = []
+    for n in sorted({n for _, n, _ in chosen}):
+        term_of_id = np.full(int(ids[n].max()) + 1, -1, dtype=np.int64)
+        for t, (_, size, i) in enumerate(chosen):
+            if size == n:
+                term_of_id[i] = t
+        at = np.flatnonzero(ids[n] >= 0)
+        t = term_of_id[ids[n][at]]
+        at, t = at[t >= 0], t[t >= 0]
+        owners = doc_of_text[np.searchsorted(starts, at, side="right") - 1]
+        keys.append(t * n_docs + owners)
+    pairs, counts = np.unique(np.concatenate(keys) if keys else np.zeros(0, np.int64), return_counts=True)
+    per_term = np.bincount(pairs // n_docs, minlength=len(chosen))
+    return SegmentVocabulary(tuple(w for w, _, _ in chosen), np.concatenate(([0], np.cumsum(per_term))).astype(np.int64),
+                             (pairs % n_docs).astype(np.int32), counts.astype(np.int32))
 
 
 @dataclass(frozen=True, eq=False)
