@@ -355,8 +355,8 @@ def content_terms(query: str, vocabulary: LearnedWords | None = None) -> list[Te
 def named_entities(query: str, vocabulary: LearnedWords | None = None) -> list[str]:
     """Return the proper names in a query: places, persons, organisations and other proper nouns.
 
-    Combines jieba's POS flags (:data:`ENTITY_FLAGS`) with a substring scan for the learned names of
-    `vocabulary`, which catches a name even when segmentation glues it to a neighbour. Names contained in a
+    Combines jieba's POS flags (:data:`ENTITY_FLAGS`) with a substring scan for the learned names (3+ characters)
+    of `vocabulary`, which catches a name even when segmentation glues it to a neighbour. Names contained in a
     longer found name (古塔 inside 古塔化工园) are dropped.
 
     Args:
@@ -369,6 +369,9 @@ def named_entities(query: str, vocabulary: LearnedWords | None = None) -> list[s
     text = normalize(query)
     found = {t.word for t in content_terms(text, vocabulary) if t.flag.startswith(ENTITY_FLAGS)}
     if vocabulary is not None:
-        found.update(word for word, flag in vocabulary.words.items() if flag.startswith(ENTITY_FLAGS) and word in text)
+        # Only names of 3+ characters by substring: a learned 2-character "name" inside another word (施策 in 精准施策)
+        # is read as one only where jieba's segmentation puts it on its own (content_terms above).
+        found.update(word for word, flag in vocabulary.words.items()
+                     if len(word) >= 3 and flag.startswith(ENTITY_FLAGS) and word in text)
     longest = [w for w in found if not any(w != other and w in other for other in found)]
     return sorted(longest, key=lambda w: (text.find(w), w))

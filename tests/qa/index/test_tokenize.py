@@ -141,3 +141,9 @@ def test_named_entities() -> None:
     # 古塔 (tagged a person by jieba) is part of a learned compound, which is not a proper name.
     assert named_entities("古塔化工园规划环评", LEARNED) == []
     assert named_entities("城乡融合要推动哪几个一体化", LEARNED) == []
+
+
+def test_a_short_learned_name_inside_another_word_is_not_a_name() -> None:
+    vocabulary = Vocabulary({"施策": 5, "精准施策": 5})  # jieba tags 施策 alone as a person name
+    assert vocabulary.words["施策"].startswith("nr")
+    assert named_entities("精准施策有哪些要求", vocabulary) == []
