@@ -43,6 +43,7 @@ from qa.index.build import (
 from qa.index.locks import EmbedLock, WriteLock
 from qa.index.segments import IndexConfig, IndexData, is_title_block, passage_index_text
 from qa.index.versions import live_version_name, load_index, open_cache, save_index
+from qa.index.vocabulary import Vocabulary, learn_segment
 from qa.ingest.reader import IngestReport, load_documents
 from qa.search.answer import SIMILARITY_FLOORS, Evidence, TermWeights, build_answer
 from qa.search.retriever import HybridRetriever, RetrievalConfig, SearchIndex
@@ -99,6 +100,14 @@ class _Snapshot:
         if isinstance(self.data, IndexData):
             return self.data.pending_rows()
         return np.empty(0, dtype=np.int64)
+
+    @cached_property
+    def vocabulary(self) -> Vocabulary:
+        """The words learned from this index's documents (kept per segment; Milvus: learned from its texts here)."""
+        if isinstance(self.data, IndexData):
+            return self.data.vocabulary
+        docs = list(self.data.documents.values())
+        return Vocabulary(learn_segment([d.text for d in docs], range(len(docs))).live())
 
     @cached_property
     def weights(self) -> TermWeights:
@@ -452,6 +461,10 @@ class QAService:
         evidence = Evidence(snapshot.weights, snapshot.index_text,
                             SIMILARITY_FLOORS.get(self.embedder.name), top_similarity, title_block)
         return build_answer(query.strip(), hits, evidence)
+
+    def vocabulary(self) -> Vocabulary:
+        """The words learned from the served index's documents, for query analysis (follow-ups)."""
+        return self.snapshot.vocabulary
 
     def query_encoder_stats(self) -> QueryEncoderStats | None:
         """Question-vector cache and batching counters, when the embedder batches questions (see the factory)."""

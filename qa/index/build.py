@@ -18,6 +18,7 @@ import numpy as np
 from embeddings import Embedder, EmbeddingCache, VectorIndex, encode_documents_cached
 from qa.index.bm25 import BM25Index, BM25Params, BM25Segment
 from qa.index.segments import IndexConfig, IndexData, Segment, cut_index_passages, is_title_block
+from qa.index.vocabulary import SegmentVocabulary, learn_segment
 from qa.types import Document, Passage
 
 # Rows per segment built at once (~600 MB peak to build 32k rows of char 1-3-grams; each query visits every segment).
@@ -32,7 +33,14 @@ def _segment_name() -> str:
     return f"s-{time.time_ns()}-{os.getpid()}"
 
 
-def _new_segment(first_row: int, docs: Sequence[Document], passages: Sequence[Passage], bm25: BM25Segment) -> Segment:
+def _keyword_parts(texts: list[str], tokenizer: str, doc_texts: list[str]) -> tuple[BM25Segment, SegmentVocabulary]:
+    """A segment's BM25 postings and the vocabulary learned from its documents (run in a worker when there are
+    several segments; vectorized learning costs a few percent of tokenizing)."""
+    return BM25Index.segment_for(texts, tokenizer), learn_segment(doc_texts, range(len(doc_texts)))
+
+
+def _new_segment(first_row: int, docs: Sequence[Document], passages: Sequence[Passage], bm25: BM25Segment,
+                 vocabulary: SegmentVocabulary) -> Segment:
     doc_rows: dict[str, tuple[int, int]] = {}
     header_rows: dict[str, int] = {}
     for offset, passage in enumerate(passages, start=first_row):
@@ -42,8 +50,12 @@ def _new_segment(first_row: int, docs: Sequence[Document], passages: Sequence[Pa
     for doc_id, (start, _) in doc_rows.items():
         if is_title_block(passages[start - first_row], by_id[doc_id]):
             header_rows[doc_id] = start
-    return Segment(_segment_name(), first_row, tuple(d for d in docs if d.doc_id in doc_rows), doc_rows,
-                   header_rows, list(passages), bm25)
+    kept = tuple(d for d in docs if d.doc_id in doc_rows)
+    if len(kept) != len(docs):  # the vocabulary numbers the documents given: renumber to the kept ones
+        position = {d.doc_id: i for i, d in enumerate(kept)}
+        vocabulary = vocabulary.remapped([position.get(d.doc_id, -1) for d in docs])
+    return Segment(_segment_name(), first_row, kept, doc_rows, header_rows, list(passages), bm25,
+                   vocabulary=vocabulary)
 
 
 def _build_segments(first_row: int, docs: Sequence[Document], passages: list[Passage], texts: list[str],
@@ -59,18 +71,17 @@ def _build_segments(first_row: int, docs: Sequence[Document], passages: list[Pas
             groups.append((start, i))
             start = i
     chunks = [texts[a:b] for a, b in groups]
+    by_id = {d.doc_id: d for d in docs}
+    members = [[by_id[d] for d in dict.fromkeys(p.doc_id for p in passages[a:b])] for a, b in groups]
+    doc_texts = [[d.text for d in group] for group in members]
     if len(chunks) > 1:
         workers = min(len(chunks), os.cpu_count() or 1)
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            postings = list(pool.map(BM25Index.segment_for, chunks, [tokenizer] * len(chunks)))
+            parts = list(pool.map(_keyword_parts, chunks, [tokenizer] * len(chunks), doc_texts))
     else:
-        postings = [BM25Index.segment_for(chunk, tokenizer) for chunk in chunks]
-    by_id = {d.doc_id: d for d in docs}
-    segments = []
-    for (a, b), bm25 in zip(groups, postings, strict=True):
-        in_group = list(dict.fromkeys(p.doc_id for p in passages[a:b]))
-        segments.append(_new_segment(first_row + a, [by_id[d] for d in in_group], passages[a:b], bm25))
-    return segments
+        parts = [_keyword_parts(chunk, tokenizer, group) for chunk, group in zip(chunks, doc_texts, strict=True)]
+    return [_new_segment(first_row + a, group, passages[a:b], bm25, vocabulary)
+            for (a, b), group, (bm25, vocabulary) in zip(groups, members, parts, strict=True)]
 
 
 def build_index(
@@ -211,11 +222,15 @@ def _merge_small_segments(segments: tuple[Segment, ...], bm25: BM25Index, remove
         left, right = segments[i], segments[i + 1]
         bm25 = bm25.merged(i, i + 2)
         live_docs = [(s, d) for s in (left, right) for d in s.documents if (s.name, d.doc_id) not in removed]
+        # Each side's vocabulary renumbered to the merged segment's documents; deleted documents' entries dropped.
+        position = {(s.name, d.doc_id): j for j, (s, d) in enumerate(live_docs)}
+        vocabulary = SegmentVocabulary.concat([
+            s.vocabulary.remapped([position.get((s.name, d.doc_id), -1) for d in s.documents]) for s in (left, right)])
         merged = Segment(
             _segment_name(), left.first_row, tuple(d for _, d in live_docs),
             {d.doc_id: s.doc_rows[d.doc_id] for s, d in live_docs},
             {d.doc_id: s.header_rows[d.doc_id] for s, d in live_docs if d.doc_id in s.header_rows},
-            [*left.passages, *right.passages], bm25.segments[i])
+            [*left.passages, *right.passages], bm25.segments[i], vocabulary=vocabulary)
         removed = frozenset(r for r in removed if r[0] not in (left.name, right.name))
         segments[i:i + 2] = [merged]
     return tuple(segments), bm25, removed

@@ -17,6 +17,7 @@ import numpy as np
 from embeddings import VectorIndex
 from embeddings.faiss_index import AUTO_THRESHOLD
 from qa.index.bm25 import DEFAULT_TOKENIZER, BM25Index, BM25Segment
+from qa.index.vocabulary import SegmentVocabulary, Vocabulary, merge_live
 from qa.ingest.chunking import ChunkingConfig, cut_passages
 from qa.text import normalize
 from qa.types import Document, Passage
@@ -77,6 +78,7 @@ class Segment:
         first_row: global row of the segment's first passage.
         documents: documents whose passages live here, with their global row range and title-block row.
         folder / checksums: where the segment's files already are on disk and their SHA-256 (None: not yet saved).
+        vocabulary: the terms learned from the segment's documents (`qa.index.vocabulary`).
     """
 
     name: str
@@ -88,6 +90,7 @@ class Segment:
     bm25: BM25Segment
     folder: Path | None = None
     checksums: dict[str, str] = field(default_factory=dict)
+    vocabulary: SegmentVocabulary = field(default_factory=SegmentVocabulary.empty)
 
     @property
     def end_row(self) -> int:
@@ -145,6 +148,7 @@ class IndexData:
     header_rows: frozenset[int] = field(init=False)
     # Computed once on first use: the saved manifest, the service's snapshot and progress all ask for it.
     _pending: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _vocabulary: Vocabulary | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.documents, self.doc_rows, headers = {}, {}, set()
@@ -193,6 +197,15 @@ class IndexData:
                                   or [np.empty(0, dtype=np.int64)])
             self._pending = np.setdiff1d(live, self.vectors.ids()) if len(live) else live
         return self._pending
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The terms learned from the live documents (a deleted document's terms are gone), merged on first use."""
+        if self._vocabulary is None:
+            self._vocabulary = Vocabulary(merge_live(
+                (s.vocabulary, [i for i, d in enumerate(s.documents) if (s.name, d.doc_id) in self.removed])
+                for s in self.segments))
+        return self._vocabulary
 
     def live_rows(self) -> Iterator[int]:
         for rows in self.doc_rows.values():

@@ -4,8 +4,10 @@ Every tokenizer is a callable ``str -> list[str]`` that normalises its input wit
 :func:`qa.text.normalize` first (normalising twice is harmless, it is idempotent), so callers may pass
 raw or normalised text alike.
 
-jieba is imported lazily and its dictionary (plus ``resources/userdict.txt``) is loaded once per
-process, on first use, by :func:`get_jieba`; importing this module stays cheap.
+jieba is imported lazily and its dictionary is loaded once per process, on first use, by :func:`get_jieba`;
+importing this module stays cheap. That dictionary is never changed: the words of an index's own documents
+(:class:`qa.index.vocabulary.Vocabulary`, learned when it is built) are passed to query analysis explicitly, so
+indexes served by one process never see each other's words.
 """
 
 from __future__ import annotations
@@ -13,11 +15,10 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 from qa.text import normalize
 
@@ -30,9 +31,9 @@ __all__ = [
     "QUESTION_WORDS",
     "STOPWORDS",
     "TOKENIZER_NAMES",
-    "USERDICT_PATH",
     "CharNgramTokenizer",
     "JiebaTokenizer",
+    "LearnedWords",
     "MixedTokenizer",
     "Term",
     "Tokenizer",
@@ -40,12 +41,10 @@ __all__ = [
     "create_tokenizer",
     "get_jieba",
     "named_entities",
-    "userdict_entries",
+    "pos_tokenizer",
 ]
 
 Tokenizer = Callable[[str], list[str]]
-
-USERDICT_PATH = Path(__file__).resolve().parents[1] / "resources" / "userdict.txt"
 
 # Words that say what kind of answer is wanted, not what it is about. They occur in questions, almost
 # never in the (speech) passages, so as query tokens they only add noise. "哪篇/几篇" refer to documents.
@@ -100,6 +99,13 @@ _jieba_tokenizer: jieba.Tokenizer | None = None
 _pos_tokenizer: jieba.posseg.POSTokenizer | None = None
 
 
+class LearnedWords(Protocol):
+    """Words learned from an index's documents (:class:`qa.index.vocabulary.Vocabulary`): ``{word: POS flag}``."""
+
+    @property
+    def words(self) -> Mapping[str, str]: ...
+
+
 class Term(NamedTuple):
     """A query word with its jieba part-of-speech flag."""
 
@@ -108,7 +114,7 @@ class Term(NamedTuple):
 
 
 def get_jieba() -> jieba.Tokenizer:
-    """Return the process-wide jieba tokenizer, loading its dictionary and the user dictionary once.
+    """Return the process-wide jieba tokenizer, loading its dictionary once (never changed afterwards).
 
     Thread-safe: the first callers block on a lock while one of them builds the tokenizer.
     """
@@ -125,12 +131,11 @@ def get_jieba() -> jieba.Tokenizer:
             jieba.setLogLevel(logging.WARNING)
             tokenizer = jieba.Tokenizer()
             tokenizer.initialize()
-            tokenizer.load_userdict(str(USERDICT_PATH))
             _jieba_tokenizer = tokenizer
         return _jieba_tokenizer
 
 
-def _get_pos_tokenizer() -> jieba.posseg.POSTokenizer:
+def pos_tokenizer() -> jieba.posseg.POSTokenizer:
     """Return the process-wide POS tagger sharing :func:`get_jieba`'s dictionary."""
     global _pos_tokenizer
     if _pos_tokenizer is not None:
@@ -143,17 +148,6 @@ def _get_pos_tokenizer() -> jieba.posseg.POSTokenizer:
 
             _pos_tokenizer = jieba.posseg.POSTokenizer(base)
         return _pos_tokenizer
-
-
-@cache
-def userdict_entries() -> dict[str, str]:
-    """Return ``{word: pos_flag}`` from ``resources/userdict.txt`` (format ``word freq tag``)."""
-    entries: dict[str, str] = {}
-    for line in USERDICT_PATH.read_text(encoding="utf-8").splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and not parts[-1].isdigit():
-            entries[parts[0]] = parts[-1]
-    return entries
 
 
 def _asks(word: str) -> bool:
@@ -222,7 +216,7 @@ def _separator_re(separators: frozenset[str]) -> re.Pattern[str] | None:
 
 @dataclass(frozen=True, slots=True)
 class JiebaTokenizer:
-    """jieba word segmentation with the project user dictionary.
+    """jieba word segmentation (jieba's own dictionary; the same for every index).
 
     Attributes:
         mode: "exact" (one segmentation) or "search" (adds the dictionary sub-words of long words, e.g.
@@ -301,7 +295,39 @@ def create_tokenizer(name: str) -> Tokenizer:
     return factory()
 
 
-def content_terms(query: str) -> list[Term]:
+def _tagged(text: str, vocabulary: LearnedWords | None) -> list[Term]:
+    """jieba's words of `text` with their POS flags, runs of words that spell a learned word joined into it.
+
+    A learned word is only taken where its ends fall on jieba's word boundaries: a learned fragment can then never
+    cut a word jieba reads well, and 古塔/化工/园 becomes 古塔化工园 with the learned word's flag.
+    """
+    pieces = [Term(pair.word, pair.flag) for pair in pos_tokenizer().lcut(text)]
+    if vocabulary is None or not pieces:
+        return pieces
+    words = vocabulary.words
+    if not words:
+        return pieces
+    longest = max(len(w) for w in words)
+    merged: list[Term] = []
+    i = 0
+    while i < len(pieces):
+        joined, best, j = "", 0, i
+        while j < len(pieces) and len(joined) + len(pieces[j].word) <= longest:
+            joined += pieces[j].word
+            j += 1
+            if j - i > 1 and joined in words:
+                best = j
+        if best:
+            word = "".join(p.word for p in pieces[i:best])
+            merged.append(Term(word, words[word]))
+            i = best
+        else:
+            merged.append(pieces[i])
+            i += 1
+    return merged
+
+
+def content_terms(query: str, vocabulary: LearnedWords | None = None) -> list[Term]:
     """Return the content words of a query with their jieba POS flags, in query order, deduplicated.
 
     Drops question words, stopwords, punctuation and function-word POS classes (particles, pronouns,
@@ -309,14 +335,14 @@ def content_terms(query: str) -> list[Term]:
 
     Args:
         query: the user question (raw or normalised).
+        vocabulary: the words learned from the searched index's documents; jieba's words it spells are joined.
 
     Returns:
         ``Term(word, flag)`` tuples, e.g. ``[("古塔区", "ns"), ("讲话", "n"), ...]``.
     """
     seen: set[str] = set()
     terms: list[Term] = []
-    for pair in _get_pos_tokenizer().lcut(normalize(query)):
-        word, flag = pair.word, pair.flag
+    for word, flag in _tagged(normalize(query), vocabulary):
         if word in seen or word in STOPWORDS or not _is_content(word) or _asks(word):
             continue
         if flag in _FUNCTION_FLAGS or flag.startswith("u"):
@@ -326,23 +352,26 @@ def content_terms(query: str) -> list[Term]:
     return terms
 
 
-def named_entities(query: str) -> list[str]:
+def named_entities(query: str, vocabulary: LearnedWords | None = None) -> list[str]:
     """Return the proper names in a query: places, persons, organisations and other proper nouns.
 
-    Combines jieba's POS flags (:data:`ENTITY_FLAGS`) with a substring scan for user-dictionary names,
-    which catches a name even when segmentation glues it to a neighbour. Names contained in a longer
-    found name (古塔 inside 古塔化工园) are dropped.
+    Combines jieba's POS flags (:data:`ENTITY_FLAGS`) with a substring scan for the learned names (3+ characters)
+    of `vocabulary`, which catches a name even when segmentation glues it to a neighbour. Names contained in a
+    longer found name (古塔 inside 古塔化工园) are dropped.
 
     Args:
         query: the user question (raw or normalised).
+        vocabulary: the words learned from the searched index's documents (None: jieba's tags alone).
 
     Returns:
         Names in order of first appearance in the normalised query.
     """
     text = normalize(query)
-    found = {t.word for t in content_terms(text) if t.flag.startswith(ENTITY_FLAGS)}
-    found.update(
-        word for word, flag in userdict_entries().items() if flag.startswith(ENTITY_FLAGS) and word in text
-    )
+    found = {t.word for t in content_terms(text, vocabulary) if t.flag.startswith(ENTITY_FLAGS)}
+    if vocabulary is not None:
+        # Only names of 3+ characters by substring: a learned 2-character "name" inside another word (施策 in 精准施策)
+        # is read as one only where jieba's segmentation puts it on its own (content_terms above).
+        found.update(word for word, flag in vocabulary.words.items()
+                     if len(word) >= 3 and flag.startswith(ENTITY_FLAGS) and word in text)
     longest = [w for w in found if not any(w != other and w in other for other in found)]
     return sorted(longest, key=lambda w: (text.find(w), w))

@@ -10,6 +10,7 @@ Layout of an index folder::
             documents.jsonl     its documents (text, metadata, outline, row range)
             passages.jsonl      one passage per line; line i is row first_row + i
             bm25/*.npy          its BM25 postings and per-term bounds (qa.index.postings.BM25Segment), memory-mapped
+            vocabulary.json     terms learned from its documents, with the documents holding them (qa.index.vocabulary)
         deleted.json        rows and documents deleted since their segment was written
         vectors.faiss/.json dense vectors of the live rows (embeddings.VectorIndex)
 
@@ -45,6 +46,7 @@ from qa.errors import (
 )
 from qa.index.bm25 import BOUND_FILES, BM25Index, BM25Params, BM25Segment
 from qa.index.segments import IndexConfig, IndexData, PassageFile, Segment
+from qa.index.vocabulary import VOCABULARY_FILE, SegmentVocabulary, learn_segment
 from qa.ingest.chunking import ChunkingConfig
 from qa.types import Document, DocumentMeta, Section
 
@@ -207,6 +209,10 @@ def _write_segment(segment: Segment, target: Path) -> dict[str, str]:
                 _fsync_file(target / name)
                 linked[name] = _sha256(target / name)
             _fsync_dir(target / "bm25")
+        if VOCABULARY_FILE not in linked:  # saved before segments kept their vocabulary (learned at its load)
+            _fsync_file(segment.vocabulary.save(target))
+            linked[VOCABULARY_FILE] = _sha256(target / VOCABULARY_FILE)
+            _fsync_dir(target)
         return linked
     target.mkdir(parents=True, exist_ok=True)
     _write_jsonl(target / "documents.jsonl", (
@@ -214,6 +220,7 @@ def _write_segment(segment: Segment, target: Path) -> dict[str, str]:
          "header_row": segment.header_rows.get(d.doc_id)} for d in segment.documents))
     _write_jsonl(target / "passages.jsonl", (p.to_dict() for p in segment.passages))
     segment.bm25.save(target / "bm25")
+    segment.vocabulary.save(target)
     files = sorted(p for p in target.rglob("*") if p.is_file())
     for path in files:
         _fsync_file(path)
@@ -366,7 +373,10 @@ def _load_segment(folder: Path, entry: dict) -> Segment:
                          f"{len(bm25)} BM25 rows")
     if any(not first_row <= start <= end <= first_row + rows for start, end in doc_rows.values()):
         raise ValueError(f"segment {name} has document rows outside [{first_row}, {first_row + rows})")
-    return Segment(name, first_row, tuple(documents), doc_rows, header_rows, passages, bm25, path, {})
+    # A segment saved before vocabularies were kept learns its own now (its next save writes it).
+    vocabulary = (SegmentVocabulary.load(path) if (path / VOCABULARY_FILE).is_file()
+                  else learn_segment([d.text for d in documents], range(len(documents))))
+    return Segment(name, first_row, tuple(documents), doc_rows, header_rows, passages, bm25, path, {}, vocabulary)
 
 
 def load_index(index_dir: Path, model_name: str, dim: int) -> IndexData:

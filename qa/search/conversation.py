@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 
-from qa.index.tokenize import QUESTION_WORDS, content_terms, named_entities, userdict_entries
+from qa.index.tokenize import QUESTION_WORDS, content_terms, named_entities
+from qa.index.vocabulary import Vocabulary
 from qa.search.answer import question_type
 from qa.search.structure import is_structure_question, names_part, structure_phrase
 from qa.text import normalize
@@ -81,15 +83,21 @@ class FollowUp:
             object.__setattr__(self, "focused", self.query)
 
 
+# The searched index's learned words, for the duration of one `plan_followup` / `previous_document` call (set there,
+# read by the helpers below, so each request sees its own index's words and no other's).
+_VOCABULARY: ContextVar[Vocabulary | None] = ContextVar("followup_vocabulary", default=None)
+
+
 def _content_len(text: str) -> int:
     return sum(1 for ch in text if ch.isalnum())
 
 
 def _entities(text: str) -> list[str]:
     """Places, persons and organisations named in `text`, in order of appearance."""
-    known = userdict_entries()
-    # jieba tags some topics as person names (春耕/nr): trust a 2-character name only from the user dictionary.
-    found = [name for name in named_entities(text) if name in known or len(name) >= 3]
+    vocabulary = _VOCABULARY.get()
+    known = vocabulary.words if vocabulary is not None else {}
+    # jieba tags some topics as person names (春耕/nr): trust a 2-character name only from the learned words.
+    found = [name for name in named_entities(text, vocabulary) if name in known or len(name) >= 3]
     for i, name in enumerate(found):
         title = _HONORIFIC.match(text[text.find(name) + len(name):])
         if title:
@@ -127,7 +135,7 @@ def _tail(question: str) -> str:
     """
     question = normalize(question)
     end = 0
-    for term in content_terms(question):
+    for term in content_terms(question, _VOCABULARY.get()):
         if term.flag.startswith(_TOPIC_FLAGS):
             found = question.find(term.word, end)
             if found >= 0:
@@ -173,7 +181,7 @@ def _rewrite(question: str, previous: str) -> tuple[str, str]:
     core = normalize(_core(question))
     previous = normalize(previous)
     own_names = _entities(core)
-    own_topic = [t for t in content_terms(core) if t.flag.startswith(_TOPIC_FLAGS)
+    own_topic = [t for t in content_terms(core, _VOCABULARY.get()) if t.flag.startswith(_TOPIC_FLAGS)
                  and not any(t.word in name for name in own_names) and t.word not in _REQUEST_NOUNS]
     names = [] if own_names or _scope(core) else _entities(previous)
     topic = "" if own_topic else _topic(previous)
@@ -196,12 +204,13 @@ def _rewrite(question: str, previous: str) -> tuple[str, str]:
     return join([*names, *body]), join(focused)
 
 
-def plan_followup(messages: Sequence[tuple[str, str]]) -> FollowUp:
+def plan_followup(messages: Sequence[tuple[str, str]], vocabulary: Vocabulary | None = None) -> FollowUp:
     """Read a conversation and decide what to search for its last user question.
 
     Args:
         messages: ``(role, text)`` pairs in order; roles other than "user" are ignored (the assistant's replies
             quote passages and would only add noise).
+        vocabulary: the words learned from the searched index's documents (its names, places, projects).
 
     Returns:
         The `FollowUp` of the last user message. Earlier user turns are contextualized in order, so a third turn
@@ -213,6 +222,14 @@ def plan_followup(messages: Sequence[tuple[str, str]]) -> FollowUp:
     questions = [text.strip() for role, text in messages if role == "user" and text and text.strip()]
     if not questions:
         raise ValueError("the conversation has no user message with text")
+    token = _VOCABULARY.set(vocabulary)
+    try:
+        return _plan(questions)
+    finally:
+        _VOCABULARY.reset(token)
+
+
+def _plan(questions: list[str]) -> FollowUp:
     previous: str | None = None
     plan = FollowUp(questions[0], questions[0])
     for question in questions:
@@ -241,7 +258,8 @@ def contextualize(messages: Sequence[tuple[str, str]]) -> str:
     return plan_followup(messages).query
 
 
-def previous_document(plan: FollowUp, search: Callable[[str], list[Hit]]) -> str | None:
+def previous_document(plan: FollowUp, search: Callable[[str], list[Hit]],
+                      vocabulary: Vocabulary | None = None) -> str | None:
     """The document that answered the previous question, to keep an elliptical follow-up inside it.
 
     Chat requests carry no state, so the previous question is searched again. A follow-up that names its own place
@@ -250,6 +268,7 @@ def previous_document(plan: FollowUp, search: Callable[[str], list[Hit]]) -> str
     Args:
         plan: from :func:`plan_followup`.
         search: runs a question and returns hits, best first (e.g. ``lambda q: service.search(q, top_k=1)``).
+        vocabulary: as for :func:`plan_followup`.
 
     Returns:
         The doc_id of the previous question's top hit; None when the follow-up should search all documents.
@@ -257,7 +276,12 @@ def previous_document(plan: FollowUp, search: Callable[[str], list[Hit]]) -> str
     if not plan.elliptical or plan.previous is None:
         return None
     core = normalize(_core(plan.original))
-    if _entities(core) or _scope(core):
+    token = _VOCABULARY.set(vocabulary)
+    try:
+        own = bool(_entities(core))
+    finally:
+        _VOCABULARY.reset(token)
+    if own or _scope(core):
         return None
     hits = search(plan.previous)
     return hits[0].passage.doc_id if hits else None
