@@ -49,7 +49,9 @@ _SHORT = 6
 # jieba POS flags of words that can end a topic phrase; the question tail starts after the last of them.
 _TOPIC_FLAGS = ("n", "l", "j", "i", "vn", "an", "eng", "nz", "ns", "nt", "nr")
 # Titles that follow a person's name and belong to it: "李朝锋同志呢" swaps the person of "张书杰同志…".
-_HONORIFIC = re.compile(r"^(?:同志|副书记|书记|副区长|区长|副县长|县长|副市长|市长|省长|主任|局长|部长|主席|先生|女士)")
+_TITLES = "同志|副书记|书记|副区长|区长|副县长|县长|副市长|市长|省长|主任|局长|部长|主席|先生|女士"
+_HONORIFIC = re.compile(f"^(?:{_TITLES})")
+_TITLED_NAME = re.compile(f"^[\u4e00-\u9fff]{{2,3}}(?:{_TITLES})$")
 # Nouns that name the kind of answer asked for, not a topic ("具体有哪些措施", "有什么要求"): a follow-up made of them
 # asks about the previous question's topic.
 _REQUEST_NOUNS = frozenset({"措施", "要求", "办法", "举措", "内容", "情况", "意见", "工作", "做法", "安排", "任务",
@@ -102,6 +104,9 @@ def _entities(text: str) -> list[str]:
         title = _HONORIFIC.match(text[text.find(name) + len(name):])
         if title:
             found[i] = name + title.group(0)
+    # A name learned together with its title (张书杰同志, tagged a noun by its head) is a person all the same.
+    found += [t.word for t in content_terms(text, vocabulary) if _TITLED_NAME.match(t.word)
+              and not any(t.word in other or other in t.word for other in found)]
     for match in _PLACE.finditer(text):
         name = match.group(0)
         if name[0] not in _NOT_PLACE_START and not any(name in other or other in name for other in found):
