@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_http import percentile, run
+from bench_http import QUESTIONS, percentile, run
 from make_corpus import DEFAULT_DIR, generate_document, load_sentences, write_txt
 
 from embeddings import create_embedder
@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--encoder-sample", type=int, default=128, help="passages embedded to time the encoder")
     parser.add_argument("--http-only", action="store_true", help="only step 5, on the index of a previous run")
     parser.add_argument("--build-only", action="store_true", help="only steps 1-2 (build the index), then stop")
+    parser.add_argument("--no-add", action="store_true", help="skip step 4 (adding and deleting documents)")
     parser.add_argument("--reuse-index", action="store_true",
                         help="keep the index of a previous run (skip step 2 and the full rebuild of step 4)")
     args = parser.parse_args()
@@ -192,7 +193,16 @@ def measure(args: argparse.Namespace, index_dir: Path, corpus: Path, real, confi
         row(f"search {mode} (n={len(latencies)})", f"p50 {percentile(latencies, 50):.1f} ms, "
             f"p95 {percentile(latencies, 95):.1f}, p99 {percentile(latencies, 99):.1f}")
 
-    # 4. One document in and out, against a rebuild.
+    if not args.no_add:
+        add_and_delete(index_dir, corpus, real, config, service, timed, rebuild)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row("peak resident memory of this script", f"{peak:.0f} MB")
+    http_throughput(args, index_dir, corpus)
+
+
+def add_and_delete(index_dir: Path, corpus: Path, real, config: IndexConfig, service: QAService,
+                   timed: TimedEmbedder, rebuild: bool) -> None:
+    """Step 4: one document in and out, against a rebuild."""
     sources = load_sentences()
     adds, encodes, deletes = [], [], []
     for i in range(3):
@@ -216,10 +226,6 @@ def measure(args: argparse.Namespace, index_dir: Path, corpus: Path, real, confi
         QAService(index_dir, StandInEmbedder(real.name, real.dim), index_config=config).index_paths([corpus],
                                                                                                    rebuild=True)
         row("full rebuild, all vectors cached (what an add cost before)", f"{time.perf_counter() - started:.1f} s")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    row("peak resident memory of this script", f"{peak:.0f} MB")
-
-    http_throughput(args, index_dir, corpus)
 
 
 def http_throughput(args: argparse.Namespace, index_dir: Path, corpus: Path) -> None:
@@ -258,6 +264,18 @@ def http_throughput(args: argparse.Namespace, index_dir: Path, corpus: Path) -> 
             print(f"| {clients} | {len(latencies)} | {errors} | {percentile(latencies, 50):.1f} | "
                   f"{percentile(latencies, 95):.1f} | {percentile(latencies, 99):.1f} | "
                   f"{len(latencies) / elapsed:.1f} |", flush=True)
+        # Where one client's time goes: the handler's own measure (took_ms: search + answer) against the round trip.
+        took, total = [], []
+        with httpx.Client(base_url=url, timeout=120) as http:
+            for i in range(min(args.requests, 100)):
+                started = time.perf_counter()
+                response = http.post("/v1/search", json={"query": QUESTIONS[i % len(QUESTIONS)], "top_k": 5})
+                total.append((time.perf_counter() - started) * 1000)
+                took.append(response.json()["took_ms"])
+        print(f"\n1 client, {len(total)} requests: round trip p50 {percentile(total, 50):.1f} / p99 "
+              f"{percentile(total, 99):.1f} ms; handler (search + answer, took_ms) p50 {percentile(took, 50):.1f} / "
+              f"p99 {percentile(took, 99):.1f} ms; outside the handler p50 "
+              f"{percentile([a - b for a, b in zip(total, took)], 50):.1f} ms")
     finally:
         server.terminate()
         server.wait(timeout=30)
