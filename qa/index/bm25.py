@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -40,8 +41,15 @@ DEFAULT_K1 = 1.5
 DEFAULT_B = 0.75
 
 # Below this many postings per row in the query's lists, scoring them all is faster than pruning (whose per-term
-# steps cost more than reading a short list): at 100k rows, pruning wins from ~2.5 postings per row on (bench/README).
-EXHAUSTIVE_BELOW = 2.5
+# steps cost more than reading a short list). 2.5 when each search allocated its per-row arrays; with them reused,
+# pruning from 1 posting per row on cut the mean thread time per query at 1M rows by 14% (bench/README).
+EXHAUSTIVE_BELOW = 1.0
+# In the second phase a candidate is found in a posting list by binary search (~log2(list) cache misses each) unless
+# the segment's candidates are more than 1/LOOKUP_READ_ABOVE of the list: then the list is read through once and
+# each posting's row looked up in a row -> candidate map (one access each). 4 was faster than 16 or 64 at 1M rows.
+LOOKUP_READ_ABOVE = 4
+# Scratch arrays (one row each) kept per index for the next query; more concurrent queries allocate their own.
+_SCRATCH_KEPT = 4
 
 _META_FILE = "qa_bm25.json"
 _FORMAT_VERSION = 2
@@ -79,7 +87,7 @@ class BM25Index:
     """
 
     __slots__ = ("_alive", "_avgdl", "_dead_local", "_dead_terms", "_live", "_norm", "_offsets", "_params",
-                 "_postings_of", "_tokenizer", "deleted", "segments")
+                 "_postings_of", "_scratch", "_scratch_lock", "_tokenizer", "deleted", "segments")
 
     def __init__(self, segments: Sequence[BM25Segment], params: BM25Params,
                  deleted: Iterable[int] | np.ndarray = ()) -> None:
@@ -111,6 +119,8 @@ class BM25Index:
         self._dead_local = [(self.deleted[a:b] - off).astype(np.int32)
                             for a, b, off in zip(bounds[:-1], bounds[1:], self._offsets[:-1])]
         self._dead_terms: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(self.segments)
+        self._scratch: list[_Scratch] = []
+        self._scratch_lock = threading.Lock()
 
     @classmethod
     def build(
@@ -377,6 +387,18 @@ class BM25Index:
         ``allowed`` (ascending live rows) restricts the rows; with ``only_allowed``, they are the candidates from the
         start (no list is read whole).
         """
+        with self._scratch_lock:
+            scratch = self._scratch.pop() if self._scratch else None
+        if scratch is None:
+            scratch = _Scratch(np.zeros(len(self)), np.zeros(len(self), bool), np.zeros(len(self), np.int32))
+        result = self._max_score_with(scratch, plan, k, allowed, only_allowed)
+        with self._scratch_lock:  # only a scratch left all zeros goes back (an exception above drops it)
+            if len(self._scratch) < _SCRATCH_KEPT:
+                self._scratch.append(scratch)
+        return result
+
+    def _max_score_with(self, scratch: _Scratch, plan: _QueryPlan, k: int, allowed: np.ndarray | None,
+                        only_allowed: bool) -> list[tuple[int, float]]:
         n_terms = plan.weights.size
         remaining = np.zeros(n_terms + 1)
         remaining[:n_terms] = np.cumsum(plan.bounds[::-1])[::-1]
@@ -391,8 +413,9 @@ class BM25Index:
             if allowed is not None:
                 ok[allowed] = True
             filtered = allowed is not None or self.deleted.size > 0
-            dense = np.zeros(len(self))
-            seen = np.zeros(len(self), bool)
+            # The scratch arrays are all zeros here and left so: a fresh 8 MB accumulator per query costs more
+            # (page faults, then a scan for the rows seen) than reading a term's list at 1M rows.
+            dense, seen = scratch.dense, scratch.seen
             top = np.zeros(0, np.int64)
             touched = []
             t = 0
@@ -412,49 +435,71 @@ class BM25Index:
                     values = dense[pool]
                     best = np.argpartition(values, pool.size - k)[pool.size - k:]
                     top, theta = pool[best], max(theta, float(values[best].min()))
-            seen_total = sum(r.size for r in touched)
-            candidates = (np.flatnonzero(dense) if seen_total * 8 > len(self)
-                          else np.unique(np.concatenate(touched)) if touched else np.zeros(0, np.int64))
+            if sum(r.size for r in touched) * 8 > len(self):
+                for rows in touched:
+                    seen[rows] = True
+                candidates = np.flatnonzero(seen)
+                seen[candidates] = False
+            else:
+                candidates = np.unique(np.concatenate(touched)) if touched else np.zeros(0, np.int64)
             acc = dense[candidates]
+            dense[candidates] = 0.0
         # Phase 2: the remaining terms, looked up for the candidates that can still make the top k.
         keep = acc + remaining[t] >= theta * margin
         candidates, acc = candidates[keep], acc[keep]
-        while t < n_terms and candidates.size:
-            index, tf = self._lookup(plan, t, candidates)
-            acc[index] += self._contributions(plan.weights[t], candidates[index], tf)
-            t += 1
-            if candidates.size >= k:
-                theta = max(theta, float(np.partition(acc, candidates.size - k)[candidates.size - k]))
-            keep = acc + remaining[t] >= theta * margin
-            if not keep.all():
-                candidates, acc = candidates[keep], acc[keep]
-        scores = np.zeros(0, np.float32) if candidates.size == 0 else acc.astype(np.float32)
-        return _top_of(candidates, scores, k)
+        if t == n_terms or candidates.size == 0:  # nothing to look up
+            return _top_of(candidates, acc.astype(np.float32), k)
+        # slot[row] = 1 + the row's position in candidates; live: positions of the candidates not dropped yet.
+        slot, live = scratch.slot, np.arange(candidates.size)
+        slot[candidates] = np.arange(1, candidates.size + 1, dtype=np.int32)
+        alive = np.ones(candidates.size, bool)
+        try:
+            while t < n_terms and live.size:
+                index, tf = self._lookup(plan, t, candidates, live, alive, slot)
+                acc[index] += self._contributions(plan.weights[t], candidates[index], tf)
+                t += 1
+                live_acc = acc[live]
+                if live.size >= k:
+                    theta = max(theta, float(np.partition(live_acc, live.size - k)[live.size - k]))
+                keep = live_acc + remaining[t] >= theta * margin
+                if not keep.all():
+                    alive[live[~keep]] = False
+                    live = live[keep]
+        finally:
+            slot[candidates] = 0
+        return _top_of(candidates[live], acc[live].astype(np.float32), k)
 
-    def _lookup(self, plan: _QueryPlan, t: int, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The candidates (ascending rows) holding the plan's term ``t``: (their positions in ``candidates``, tf).
+    def _lookup(self, plan: _QueryPlan, t: int, candidates: np.ndarray, live: np.ndarray, alive: np.ndarray,
+                slot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The live candidates holding the plan's term ``t``: (their positions in ``candidates``, tf).
 
-        Binary search of the fewer into the more: candidates into each segment's posting list when they are
-        fewer than its postings (a few pages of a long list are read), else the postings into the candidates.
+        ``candidates`` are ascending rows, ``live`` the ascending positions still in play (``alive`` as a mask),
+        ``slot[row]`` 1 + a candidate row's position. Per segment, the fewer into the more: the candidates are
+        binary-searched in the posting list when they are few against it (a few pages of a long list are read),
+        else the list is read once and each posting's row looked up in ``slot``.
         """
-        listed = plan.ends[:, t] - plan.starts[:, t]
-        if candidates.size * 4 > int(listed.sum()):
-            rows, tf = self._term_postings(plan, t)
-            pos = np.minimum(np.searchsorted(candidates, rows), candidates.size - 1)
-            hit = candidates[pos] == rows
-            return pos[hit], tf[hit]
-        cuts = np.searchsorted(candidates, self._offsets).tolist()
+        rows_live = candidates[live]
+        cuts = np.searchsorted(rows_live, self._offsets).tolist()
         index, tfs = [], []
-        for s in np.flatnonzero(listed).tolist():
+        for s in np.flatnonzero(plan.ends[:, t] > plan.starts[:, t]).tolist():
             lo, hi = cuts[s], cuts[s + 1]
             if lo == hi:
                 continue
             seg_rows, seg_tf = self._postings_of[s]
             a, b = int(plan.starts[s, t]), int(plan.ends[s, t])
-            local = (candidates[lo:hi] - self._offsets[s]).astype(seg_rows.dtype)
+            offset = int(self._offsets[s])
+            if (hi - lo) * LOOKUP_READ_ABOVE > b - a:
+                found = slot[offset:int(self._offsets[s + 1])][seg_rows[a:b]]
+                at = np.flatnonzero(found)
+                positions = found[at] - 1
+                hit = alive[positions]
+                index.append(positions[hit])
+                tfs.append(seg_tf[a:b][at[hit]])
+                continue
+            local = (rows_live[lo:hi] - offset).astype(seg_rows.dtype)
             pos = np.minimum(np.searchsorted(seg_rows[a:b], local), b - a - 1)
             hit = seg_rows[a:b][pos] == local
-            index.append(lo + np.flatnonzero(hit))
+            index.append(live[lo + np.flatnonzero(hit)])
             tfs.append(seg_tf[a:b][pos[hit]])
         if not index:
             return np.zeros(0, np.int64), np.zeros(0, np.uint16)
@@ -507,6 +552,14 @@ class BM25Index:
 def _check_k(k: int) -> None:
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"k={k!r} is out of range; allowed: integer k >= 1")
+
+
+class _Scratch(NamedTuple):
+    """Per-row work arrays of one running top-k search, all zeros between searches (kept by the index for reuse)."""
+
+    dense: np.ndarray
+    seen: np.ndarray
+    slot: np.ndarray
 
 
 class _QueryPlan(NamedTuple):

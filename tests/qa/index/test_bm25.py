@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -229,6 +230,30 @@ def test_pruned_top_k_equals_exhaustive_on_random_queries(random_index, pruning)
             pruned = index.search(query, k)
             assert pruned == index.search(query, k, prune=False), (query, k)
             assert not {row for row, _ in pruned} & set(index.deleted.tolist())
+
+
+@pytest.mark.parametrize("read_above", [0, 4, 10**9], ids=["binary-search", "default", "read-lists"])
+def test_both_lookup_paths_give_the_exhaustive_top_k(random_index, monkeypatch, read_above: int) -> None:
+    """Phase 2 finds candidates by binary search or by reading a list against the row -> candidate map: same top k."""
+    monkeypatch.setattr(bm25, "EXHAUSTIVE_BELOW", 0.0)
+    monkeypatch.setattr(bm25, "LOOKUP_READ_ABOVE", read_above)
+    index, _ = random_index
+    for query in random_queries(np.random.default_rng(3), 60):
+        for k in (1, 5, 50):
+            assert index.search(query, k) == index.search(query, k, prune=False), (query, k)
+
+
+def test_concurrent_searches_share_no_scratch(random_index, monkeypatch) -> None:
+    """Searches on threads each take their own work arrays, left all zeros for the next: results stay exact."""
+    monkeypatch.setattr(bm25, "EXHAUSTIVE_BELOW", 0.0)
+    index, _ = random_index
+    queries = random_queries(np.random.default_rng(4), 80)
+    expected = [index.search(q, 10, prune=False) for q in queries]
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda q: index.search(q, 10), queries * 4))
+    assert got == expected * 4
+    assert 1 <= len(index._scratch) <= bm25._SCRATCH_KEPT
+    assert all(not s.dense.any() and not s.seen.any() and not s.slot.any() for s in index._scratch)
 
 
 def test_pruned_top_k_equals_exhaustive_within_allowed_rows(random_index, pruning) -> None:
