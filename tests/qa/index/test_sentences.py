@@ -173,3 +173,37 @@ def test_deferred_sentence_vectors_are_filled_in_and_count_a_passage_done_only_w
     reloaded.load()
     assert len(reloaded.snapshot.data.sentences) == len(data.sentences)
     assert reloaded.search("社区食堂九月底前投入使用", mode="dense")
+
+
+def test_an_index_built_with_other_settings_is_served_as_built_and_rebuilt_by_the_next_index_run(
+        tmp_path: Path, tiny_dir: Path, caplog):
+    embedder = HashingEmbedder()
+    old = QAService(tmp_path / "index", embedder, index_config=IndexConfig(keyword_titles=False))
+    old.index_paths([tiny_dir])
+    assert read_manifest(tmp_path / "index")["keyword_titles"] is False
+    service = QAService(tmp_path / "index", embedder, index_config=SENTENCES)
+    with caplog.at_level("WARNING"):
+        service.load()
+    assert "run `qa index`" in caplog.text
+    assert service.search("城关区上半年地区生产总值完成多少")  # served as built
+    report = service.index_paths([tiny_dir])
+    assert not report.unchanged
+    manifest = read_manifest(tmp_path / "index")
+    assert manifest["keyword_titles"] is True and manifest["sentence_vectors"] is True
+
+
+def test_with_titles_a_question_naming_the_document_matches_its_body_passages_too(tiny_docs, embedder):
+    doc = max(tiny_docs, key=lambda d: len(d.text))
+    plain = build_index(tiny_docs, embedder, IndexConfig(keyword_titles=False), embed=False)
+    titled = build_index(tiny_docs, embedder, embed=False)
+    from qa.text import normalize
+
+    query = normalize(doc.title)
+    body = set(titled.doc_rows[doc.doc_id]) - set(titled.header_rows)
+    scores_plain = plain.keyword_search(query, 100)
+    scores_titled = titled.keyword_search(query, 100)
+    assert body and body <= set(scores_titled)
+    # the title block no longer stands out: the body passages now score close to it
+    header = next(iter(set(titled.doc_rows[doc.doc_id]) & set(titled.header_rows)))
+    assert min(scores_titled[r] for r in body) / scores_titled[header] > min(
+        scores_plain.get(r, 0.0) for r in body) / scores_plain[header]
