@@ -207,3 +207,13 @@ def test_with_titles_a_question_naming_the_document_matches_its_body_passages_to
     header = next(iter(set(titled.doc_rows[doc.doc_id]) & set(titled.header_rows)))
     assert min(scores_titled[r] for r in body) / scores_titled[header] > min(
         scores_plain.get(r, 0.0) for r in body) / scores_plain[header]
+
+
+@pytest.mark.parametrize("vector_index", ["hnsw", "auto"])
+def test_the_vector_index_type_applies_to_the_sentence_vectors(tiny_docs, embedder, vector_index):
+    exact = build_index(tiny_docs, embedder, SENTENCES)
+    other = build_index(tiny_docs, embedder, IndexConfig(sentence_vectors=True, vector_index=vector_index,
+                                                         auto_threshold=10))
+    assert other.sentences.active_type != "flat"
+    vector = embedder.encode_queries(["全区森林防火期从哪天开始"])[0]
+    assert list(other.dense_search(vector, 3)) == list(exact.dense_search(vector, 3))
