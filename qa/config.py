@@ -71,9 +71,13 @@ class Settings(BaseSettings):
     # Retrieval.
     default_mode: SearchMode = "hybrid"
     fusion: Literal["weighted", "rrf"] = "weighted"
-    bm25_weight: float = Field(0.7, ge=0.0, le=1.0)
-    dense_weight: float = Field(0.3, ge=0.0, le=1.0)
+    bm25_weight: float = Field(0.6, ge=0.0, le=1.0)
+    dense_weight: float = Field(0.4, ge=0.0, le=1.0)
     candidates: int = Field(50, ge=1, le=1000)
+    # One vector per sentence too (doubles the encoding); a passage's dense score is then this share from its best
+    # sentence's vector, the rest from the passage vector.
+    sentence_vectors: bool = False
+    sentence_weight: float = Field(0.5, ge=0.0, le=1.0)
     # Vector index: exact ("flat") while small; "auto" switches to IVF with 8-bit codes past the threshold.
     vector_index: Literal["flat", "auto", "hnsw", "hnsw_sq8", "ivf_sq8", "ivf_pq"] = "auto"
     vector_auto_threshold: int = Field(50_000, ge=1, le=1 << 40)

@@ -117,13 +117,15 @@ def _wire(settings: Settings, embedder: Embedder, batch_size: int, serving: bool
         bm25_weight=settings.bm25_weight,
         dense_weight=settings.dense_weight,
         candidates=settings.candidates,
+        sentence_weight=settings.sentence_weight,
         max_top_k=settings.max_top_k,
         max_query_chars=settings.max_query_chars,
         ef_search=settings.vector_ef_search,
         nprobe=settings.vector_nprobe,
     )
     index_config = IndexConfig(ChunkingConfig(settings.max_chars, settings.min_chars),
-                               vector_index=settings.vector_index, auto_threshold=settings.vector_auto_threshold)
+                               vector_index=settings.vector_index, auto_threshold=settings.vector_auto_threshold,
+                               sentence_vectors=settings.sentence_vectors)
     if settings.backend == "milvus":
         from qa.index.milvus_index import ANALYZERS
         from qa.index.milvus_store import MilvusStore

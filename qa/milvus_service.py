@@ -5,6 +5,7 @@ The read view is `qa.index.milvus_index.MilvusIndex`; this class only changes ho
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,11 +13,13 @@ from embeddings import Embedder, encode_documents_cached
 from qa.errors import IndexNotFoundError
 from qa.index.milvus_index import ANALYZERS, KeywordText, MilvusIndex
 from qa.index.milvus_store import MilvusStore
-from qa.index.segments import IndexConfig, cut_index_passages
+from qa.index.segments import IndexConfig, cut_index_passages, keyword_texts
 from qa.index.versions import open_cache
 from qa.search.retriever import RetrievalConfig
 from qa.service import QAService
 from qa.types import Document, Passage
+
+logger = logging.getLogger(__name__)
 
 
 class MilvusQAService(QAService):
@@ -33,6 +36,8 @@ class MilvusQAService(QAService):
             raise ValueError(f"analyzer must be one of {', '.join(ANALYZERS)}, got {analyzer!r}")
         self.store = store
         self.keyword_text = KeywordText(analyzer, self.index_config.tokenizer)
+        if self.index_config.sentence_vectors:
+            logger.warning("QA_SENTENCE_VECTORS has no effect on the Milvus backend: it keeps one vector per passage")
 
     def load(self) -> None:
         if not self.store.exists():
@@ -56,8 +61,9 @@ class MilvusQAService(QAService):
                                                   progress=progress)
             first = max(self.store.max_row(), max(current.passages, default=-1)) + 1
             rows = list(range(first, first + len(passages)))
+            keywords = [self.keyword_text(t) for t in keyword_texts(passages, texts, add, self.index_config)]
             self.store.add([d.to_dict(with_text=True) for d in add], rows, [p.doc_id for p in passages],
-                           [p.to_dict() for p in passages], [self.keyword_text(t) for t in texts], vectors)
+                           [p.to_dict() for p in passages], keywords, vectors)
             added_passages = dict(zip(rows, passages))
         return current.changed({d.doc_id: d for d in add}, added_passages, remove)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embeddings import Embedder, EmbeddingCache, QueryEncoderStats, encode_documents_cached
+from embeddings import Embedder, EmbeddingCache, QueryEncoderStats
 from qa.errors import (
     DocumentNotFoundError,
     IndexCorruptError,
@@ -38,6 +38,7 @@ from qa.index.build import (
     add_vectors,
     build_index,
     dead_fraction,
+    encode_rows,
     remove_documents,
 )
 from qa.index.locks import EmbedLock, WriteLock
@@ -227,11 +228,21 @@ class QAService:
             live = live_version_name(self.index_dir)
             try:
                 self._publish(load_index(self.index_dir, self.embedder.name, self.embedder.dim))
+                self._warn_if_built_otherwise()
                 return
             except (IndexCorruptError, IndexNotFoundError):
                 if live is None or live_version_name(self.index_dir) == live:
                     raise  # nothing replaced it: the index really is missing or broken
         self._publish(load_index(self.index_dir, self.embedder.name, self.embedder.dim))
+
+    def _warn_if_built_otherwise(self) -> None:
+        """An index built with other settings (e.g. before sentence vectors) is served as it is; say how to update."""
+        data = self.snapshot.data
+        if isinstance(data, IndexData) and data.config != self.index_config:
+            logger.warning("index in %s was built with other settings (sentence vectors: %s, titles in keyword "
+                           "search: %s; configured: %s, %s); it is served as built: run `qa index` to rebuild it",
+                           self.index_dir, data.config.sentence_vectors, data.config.keyword_titles,
+                           self.index_config.sentence_vectors, self.index_config.keyword_titles)
 
     def _save(self, change: Callable[[EmbeddingCache], IndexData]) -> IndexData:
         """Compute a new index with `change` (given the embedding cache) and save it as the live version.
@@ -366,15 +377,16 @@ class QAService:
         # A trained vector index type learns its codes from its first add: give it every passage at once.
         rows = pending if data.vectors.needs_training else pending[:chunk]
         texts = [data.index_text(int(row)) for row in rows]
+        sentences = [data.sentence_texts(int(row)) for row in rows] if data.sentences is not None else None
         with open_cache(self.index_dir) as cache:
-            vectors = encode_documents_cached(self.embedder, texts, cache, batch_size=batch_size or self.batch_size,
-                                              progress=progress)
+            vectors = encode_rows(rows, sentences, texts, self.embedder, cache,
+                                  batch_size=batch_size or self.batch_size, progress=progress)
         with self._writing():
             current = self.snapshot.data
             still = np.intersect1d(rows, self.snapshot.pending)
             if len(still):
-                chosen = vectors[np.searchsorted(rows, still)]
-                self._publish(self._save(lambda _cache: add_vectors(current, still, chosen)))
+                chosen = vectors.subset(still)
+                self._publish(self._save(lambda _cache: add_vectors(current, chosen)))
         return len(rows)
 
     def complete_vectors(self, progress: Callable[[int], None] | None = None) -> None:

@@ -12,12 +12,21 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
 from embeddings import Embedder, EmbeddingCache, VectorIndex, encode_documents_cached
 from qa.index.bm25 import BM25Index, BM25Params, BM25Segment
-from qa.index.segments import IndexConfig, IndexData, Segment, cut_index_passages, is_title_block
+from qa.index.segments import (
+    IndexConfig,
+    IndexData,
+    Segment,
+    cut_index_passages,
+    is_title_block,
+    keyword_texts,
+)
+from qa.index.sentences import rows_of_sentences, sentence_ids, sentences_of
 from qa.index.vocabulary import SegmentVocabulary, learn_segment
 from qa.types import Document, Passage
 
@@ -114,10 +123,11 @@ def build_index(
     if not passages:
         raise ValueError("the documents yield no passages to index")
     index = config.new_vector_index(embedder.dim)
-    _add_vectors_of(index, 0, texts, embedder, cache, progress, batch_size, embed)
-    segments = _build_segments(0, docs, passages, texts, config.tokenizer)
+    sentence_index = config.new_vector_index(embedder.dim) if config.sentence_vectors else None
+    _add_vectors_of(index, sentence_index, 0, passages, texts, embedder, cache, progress, batch_size, embed)
+    segments = _build_segments(0, docs, passages, keyword_texts(passages, texts, docs, config), config.tokenizer)
     bm25 = BM25Index([s.bm25 for s in segments], BM25Params(tokenizer_name=config.tokenizer))
-    return IndexData(tuple(segments), index, bm25, embedder.name, embedder.dim, config)
+    return IndexData(tuple(segments), index, bm25, embedder.name, embedder.dim, config, sentences=sentence_index)
 
 
 def add_documents(
@@ -146,36 +156,120 @@ def add_documents(
     if not passages:
         raise ValueError("the documents yield no passages to index")
     first_row = len(data.passages)
-    new_segments = _build_segments(first_row, docs, passages, texts, data.config.tokenizer)
+    new_segments = _build_segments(first_row, docs, passages, keyword_texts(passages, texts, docs, data.config),
+                                   data.config.tokenizer)
     index = data.vectors.copy()
-    _add_vectors_of(index, first_row, texts, embedder, cache, progress, batch_size, embed)
+    sentence_index = data.sentences.copy() if data.sentences is not None else None
+    _add_vectors_of(index, sentence_index, first_row, passages, texts, embedder, cache, progress, batch_size, embed)
     bm25 = data.bm25
     for segment in new_segments:
         bm25 = bm25.with_segment(segment.bm25)
     segments, bm25, removed = _merge_small_segments((*data.segments, *new_segments), bm25, data.removed)
-    return IndexData(segments, index, bm25, data.model_name, data.dim, data.config, removed)
+    return IndexData(segments, index, bm25, data.model_name, data.dim, data.config, removed,
+                     sentences=sentence_index)
 
 
-def _add_vectors_of(index: VectorIndex, first_row: int, texts: list[str], embedder: Embedder,
+@dataclass(frozen=True, slots=True)
+class RowVectors:
+    """The vectors of some passage rows, and of their sentences when the index keeps sentence vectors."""
+
+    rows: np.ndarray
+    passage_vectors: np.ndarray
+    sentence_ids: np.ndarray | None = None
+    sentence_vectors: np.ndarray | None = None
+
+    def subset(self, rows: np.ndarray) -> RowVectors:
+        """The vectors of `rows` (a sorted subset of this object's sorted rows)."""
+        keep = np.searchsorted(self.rows, rows)
+        if self.sentence_ids is None or self.sentence_vectors is None:
+            return RowVectors(rows, self.passage_vectors[keep])
+        chosen = np.isin(rows_of_sentences(self.sentence_ids), rows)
+        return RowVectors(rows, self.passage_vectors[keep], self.sentence_ids[chosen], self.sentence_vectors[chosen])
+
+    def add_to(self, passages: VectorIndex, sentences: VectorIndex | None) -> None:
+        passages.add(self.rows, self.passage_vectors)
+        if sentences is not None and self.sentence_ids is not None and len(self.sentence_ids):
+            sentences.add(self.sentence_ids, self.sentence_vectors)
+
+
+def _scaled_progress(progress: Callable[[int], None] | None, texts: int, passages: int
+                     ) -> Callable[[int], None] | None:
+    """Report encoded texts (passages and their sentences) as passages, so a progress bar over passages ends at its
+    total."""
+    if progress is None or not texts or texts == passages:
+        return progress
+    done = [0, 0]  # texts encoded, passages reported
+
+    def report(n: int) -> None:
+        done[0] += n
+        now = done[0] * passages // texts
+        if now > done[1]:
+            progress(now - done[1])
+            done[1] = now
+    return report
+
+
+def encode_rows(rows: np.ndarray, sentences: Sequence[Sequence[str]] | None, texts: Sequence[str],
+                embedder: Embedder, cache: EmbeddingCache | None, batch_size: int = 32,
+                progress: Callable[[int], None] | None = None, cached_only: bool = False) -> RowVectors:
+    """Vectors of `rows`: each passage's index text and, when `sentences` is given, each of its sentences.
+
+    One encoding pass over both (cache first; a one-sentence passage's sentence is its text, encoded once).
+
+    Args:
+        rows: the rows, sorted.
+        sentences: per row, its sentence texts (`passage_sentences`); None: passage vectors only.
+        texts: per row, the passage's index text.
+        cached_only: encode nothing; keep only the rows whose vectors are all in the cache.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    counts = [len(s) for s in sentences] if sentences is not None else [0] * len(rows)
+    flat = [*texts, *(t for s in sentences or () for t in s)]
+    if cached_only:
+        found = _cached(embedder, flat, cache)
+        ends = len(rows) + np.cumsum(counts)
+        complete = [i for i in range(len(rows))
+                    if found[i] is not None and all(v is not None for v in found[ends[i] - counts[i]:ends[i]])]
+        keep = complete + [j for i in complete for j in range(ends[i] - counts[i], ends[i])]
+        vectors = _stack([found[j] for j in keep], embedder.dim)
+        rows, counts = rows[complete], [counts[i] for i in complete]
+    else:
+        vectors = encode_documents_cached(embedder, flat, cache, batch_size=batch_size,
+                                          progress=_scaled_progress(progress, len(flat), len(rows)))
+    if sentences is None:
+        return RowVectors(rows, vectors)
+    return RowVectors(rows, vectors[:len(rows)], sentence_ids(rows, counts), vectors[len(rows):])
+
+
+def _cached(embedder: Embedder, texts: list[str], cache: EmbeddingCache | None) -> list[np.ndarray | None]:
+    found = cache.get_many(embedder.name, texts) if cache is not None else [None] * len(texts)
+    return [v if v is not None and v.shape == (embedder.dim,) else None for v in found]
+
+
+def _stack(vectors: list[np.ndarray], dim: int) -> np.ndarray:
+    return np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, dim), dtype=np.float32)
+
+
+def _add_vectors_of(index: VectorIndex, sentence_index: VectorIndex | None, first_row: int,
+                    passages: Sequence[Passage], texts: list[str], embedder: Embedder,
                     cache: EmbeddingCache | None, progress: Callable[[int], None] | None, batch_size: int,
                     embed: bool) -> None:
-    """Give rows first_row.. the vectors of `texts`: encoded (embed) or only those the cache already holds."""
+    """Give rows first_row.. their vectors: encoded (embed) or only those the cache already holds."""
     rows = np.arange(first_row, first_row + len(texts), dtype=np.int64)
-    if embed:
-        index.add(rows, encode_documents_cached(embedder, texts, cache, batch_size=batch_size, progress=progress))
-        return
-    cached = cache.get_many(embedder.name, texts) if cache is not None else [None] * len(texts)
-    have = [i for i, v in enumerate(cached) if v is not None and v.shape == (embedder.dim,)]
+    sentences = sentences_of(passages, texts) if sentence_index is not None else None
+    vectors = encode_rows(rows, sentences, texts, embedder, cache, batch_size, progress, cached_only=not embed)
     # A trained index type (IVF, HNSW-SQ8) learns its codes from its first vectors: never from a few of them.
-    if have and (len(have) == len(texts) or len(index) or not index.needs_training):
-        index.add(rows[have], np.stack([cached[i] for i in have]).astype(np.float32))
+    if embed or (len(vectors.rows) and (len(vectors.rows) == len(texts) or len(index) or not index.needs_training)):
+        vectors.add_to(index, sentence_index)
 
 
-def add_vectors(data: IndexData, rows: np.ndarray, vectors: np.ndarray) -> IndexData:
-    """A new index with `vectors` for `rows` (rows without one: `IndexData.pending_rows`); `data` stays valid."""
+def add_vectors(data: IndexData, vectors: RowVectors) -> IndexData:
+    """A new index with `vectors` for their rows (rows without one: `IndexData.pending_rows`); `data` stays valid."""
     index = data.vectors.copy()
-    index.add(np.asarray(rows, dtype=np.int64), vectors)
-    return IndexData(data.segments, index, data.bm25, data.model_name, data.dim, data.config, data.removed)
+    sentences = data.sentences.copy() if data.sentences is not None else None
+    vectors.add_to(index, sentences)
+    return IndexData(data.segments, index, data.bm25, data.model_name, data.dim, data.config, data.removed,
+                     sentences=sentences)
 
 
 def remove_documents(data: IndexData, doc_ids: Iterable[str]) -> IndexData:
@@ -193,9 +287,13 @@ def remove_documents(data: IndexData, doc_ids: Iterable[str]) -> IndexData:
              if (s.name, doc.doc_id) not in data.removed}
     index = data.vectors.copy()
     index.remove(rows)
+    sentences = None
+    if data.sentences is not None:
+        sentences = data.sentences.copy()
+        sentences.remove(data.sentence_ids_of(rows))
     removed = data.removed | {(owner[i], i) for i in ids}
     return IndexData(data.segments, index, data.bm25.without_rows(rows), data.model_name, data.dim, data.config,
-                     removed)
+                     removed, sentences=sentences)
 
 
 def dead_fraction(data: IndexData) -> float:

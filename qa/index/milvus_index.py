@@ -91,7 +91,9 @@ class MilvusIndex:
         text = self.keyword_text(query)
         return self.store.keyword_search(text, n, doc_ids) if text.strip() else {}
 
-    def dense_search(self, vector: np.ndarray, n: int, doc_ids: list[str] | None = None) -> dict[int, float]:
+    def dense_search(self, vector: np.ndarray, n: int, doc_ids: list[str] | None = None,
+                     sentence_weight: float = 1.0) -> dict[int, float]:
+        """Passage vectors only: Milvus keeps no sentence vectors yet, so `sentence_weight` has no effect here."""
         return self.store.dense_search(vector, n, doc_ids)
 
     def tune(self, ef_search: int, nprobe: int) -> None:

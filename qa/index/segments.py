@@ -17,10 +17,15 @@ import numpy as np
 from embeddings import VectorIndex
 from embeddings.faiss_index import AUTO_THRESHOLD
 from qa.index.bm25 import DEFAULT_TOKENIZER, BM25Index, BM25Segment
+from qa.index.sentences import SENTENCE_BITS, group_max, mix, passage_sentences
 from qa.index.vocabulary import SegmentVocabulary, Vocabulary, merge_live
 from qa.ingest.chunking import ChunkingConfig, cut_passages
 from qa.text import normalize
 from qa.types import Document, Passage
+
+# Sentences fetched per passage wanted: a passage has ~4 sentences, and a few sentences of one passage often rank
+# together near the top.
+SENTENCE_FANOUT = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,13 +34,17 @@ class IndexConfig:
 
     Attributes:
         vector_index: one of ``embeddings.faiss_index.INDEX_TYPES``; ``auto`` is exact (flat) up to
-            ``auto_threshold`` passages, then IVF with 8-bit codes.
+            ``auto_threshold`` passages, then IVF with 8-bit codes. Sentence vectors use the same type.
+        sentence_vectors: also keep one vector per sentence (`qa.index.sentences`); doubles the encoding.
+        keyword_titles: BM25 sees each passage with its document's title (`passage_keyword_text`).
     """
 
     chunking: ChunkingConfig = field(default_factory=ChunkingConfig)
     tokenizer: str = DEFAULT_TOKENIZER
     vector_index: str = "flat"
     auto_threshold: int = AUTO_THRESHOLD
+    sentence_vectors: bool = False
+    keyword_titles: bool = True
 
     def new_vector_index(self, dim: int) -> VectorIndex:
         return VectorIndex(dim, index_type=self.vector_index, auto_threshold=self.auto_threshold)
@@ -142,6 +151,8 @@ class IndexData:
     config: IndexConfig
     removed: frozenset[tuple[str, str]] = frozenset()
     version: str = ""
+    # One vector per sentence (ids: `qa.index.sentences`); None for an index saved before sentence vectors.
+    sentences: VectorIndex | None = None
     documents: dict[str, Document] = field(init=False)
     passages: PassageTable = field(init=False)
     doc_rows: dict[str, range] = field(init=False)
@@ -149,6 +160,7 @@ class IndexData:
     # Computed once on first use: the saved manifest, the service's snapshot and progress all ask for it.
     _pending: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
     _vocabulary: Vocabulary | None = field(default=None, init=False, repr=False, compare=False)
+    _sentence_ids: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.documents, self.doc_rows, headers = {}, {}, set()
@@ -169,9 +181,11 @@ class IndexData:
         return self.bm25.live_count
 
     def tune(self, ef_search: int, nprobe: int) -> None:
-        """Set the vector index's search breadth (HNSW ef_search, IVF nprobe); no rebuild needed."""
-        self.vectors.ef_search = ef_search
-        self.vectors.nprobe = nprobe
+        """Set the vector indexes' search breadth (HNSW ef_search, IVF nprobe); no rebuild needed."""
+        for index in (self.vectors, self.sentences):
+            if index is not None:
+                index.ef_search = ef_search
+                index.nprobe = nprobe
 
     def _rows_of(self, doc_ids: list[str] | None) -> np.ndarray | None:
         if not doc_ids:
@@ -186,9 +200,50 @@ class IndexData:
         """
         return dict(self.bm25.search(query, n, rows=self._rows_of(doc_ids)))
 
-    def dense_search(self, vector: np.ndarray, n: int, doc_ids: list[str] | None = None) -> dict[int, float]:
-        """Top `n` rows by cosine to `vector`, within `doc_ids` when given."""
-        return {int(i): float(s) for i, s in self.vectors.search(vector, n, allowed_ids=self._rows_of(doc_ids))[0]}
+    def dense_search(self, vector: np.ndarray, n: int, doc_ids: list[str] | None = None,
+                     sentence_weight: float = 0.5) -> dict[int, float]:
+        """Top `n` rows by cosine to `vector`, within `doc_ids` when given.
+
+        With sentence vectors a row scores `sentence_weight * best sentence + (1 - sentence_weight) * passage
+        vector`: the `SENTENCE_FANOUT * n` nearest sentences are grouped by passage (max-sim), then the passage
+        vectors of those rows are scored exactly. Without (an old index), by the passage vector alone.
+        """
+        rows = self._rows_of(doc_ids)
+        if self.sentences is None or not len(self.sentences):
+            return {int(i): float(s) for i, s in self.vectors.search(vector, n, allowed_ids=rows)[0]}
+        allowed = None if doc_ids is None else self._sentences_of_docs(doc_ids)
+        hits = self.sentences.search(vector, SENTENCE_FANOUT * n, allowed_ids=allowed)[0]
+        best = group_max(hits, lambda sid: sid >> SENTENCE_BITS)
+        best = dict(sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:n])
+        if sentence_weight >= 1.0 or not best:
+            return best
+        found = np.fromiter(best, dtype=np.int64, count=len(best))
+        passage = dict(self.vectors.search(vector, len(found), allowed_ids=found)[0])
+        return mix(best, passage, sentence_weight)
+
+    def sentence_ids_of(self, rows: np.ndarray) -> np.ndarray:
+        """The ids of the sentence vectors of `rows` (those that have them)."""
+        ids = self._all_sentence_ids()
+        return ids[np.isin(ids >> SENTENCE_BITS, np.asarray(rows, dtype=np.int64))]
+
+    def _all_sentence_ids(self) -> np.ndarray:
+        if self._sentence_ids is None:
+            self._sentence_ids = np.sort(self.sentences.ids()) if self.sentences is not None else np.empty(0, np.int64)
+        return self._sentence_ids
+
+    def _sentences_of_docs(self, doc_ids: list[str]) -> np.ndarray:
+        """Sentence ids of the documents' row ranges: two binary searches per document (ids sort by row)."""
+        ids = self._all_sentence_ids()
+        parts = []
+        for doc_id in doc_ids:
+            rows = self.doc_rows[doc_id]
+            lo, hi = np.searchsorted(ids, [rows.start << SENTENCE_BITS, rows.stop << SENTENCE_BITS])
+            parts.append(ids[lo:hi])
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+    def sentence_texts(self, row: int) -> list[str]:
+        """What the embedder saw for each sentence of one row."""
+        return passage_sentences(self.passages[row], self.index_text(row))
 
     def pending_rows(self) -> np.ndarray:
         """Live rows without a vector yet (sorted): found by keywords only until `build.add_vectors` gives them one."""
@@ -244,6 +299,27 @@ def passage_index_text(passage: Passage, doc: Document | None = None) -> str:
     if meta.place:
         labels.append(f"地点 {meta.place}")
     return normalize(" ".join([text, *labels]))
+
+
+def passage_keyword_text(passage: Passage, doc: Document | None, index_text: str) -> str:
+    """The text BM25 indexes for a passage: its index text, preceded by its document's title.
+
+    A question names the document it is about (`罗保铭担任什么职务`, `县委扩大会议讲话要求…`) while only the title block
+    holds that name: without the title every other passage of the document lacks the question's main words, and
+    the title block outranks the passage that answers. (The title block already holds its title.)
+    """
+    if doc is None or not doc.title or is_title_block(passage, doc):
+        return index_text
+    return normalize(f"{doc.title} {index_text}")
+
+
+def keyword_texts(passages: Sequence[Passage], texts: Sequence[str], docs: Sequence[Document],
+                  config: IndexConfig) -> list[str]:
+    """What BM25 indexes for each passage (`texts` are their index texts)."""
+    if not config.keyword_titles:
+        return list(texts)
+    by_id = {d.doc_id: d for d in docs}
+    return [passage_keyword_text(p, by_id.get(p.doc_id), t) for p, t in zip(passages, texts, strict=True)]
 
 
 def cut_index_passages(docs: Sequence[Document], config: IndexConfig) -> tuple[list[Passage], list[str]]:

@@ -13,6 +13,7 @@ Layout of an index folder::
             vocabulary.json     terms learned from its documents, with the documents holding them (qa.index.vocabulary)
         deleted.json        rows and documents deleted since their segment was written
         vectors.faiss/.json dense vectors of the live rows (embeddings.VectorIndex)
+        sentences/          one vector per sentence of the live rows (qa.index.sentences), same files
 
 Adding documents writes one new segment; deleting marks rows dead. A new version is assembled beside the live one
 (old segments hard-linked, new files fsynced), then CURRENT is swapped with an atomic rename: a reader never sees a
@@ -46,6 +47,7 @@ from qa.errors import (
 )
 from qa.index.bm25 import BOUND_FILES, BM25Index, BM25Params, BM25Segment
 from qa.index.segments import IndexConfig, IndexData, PassageFile, Segment
+from qa.index.sentences import SENTENCE_BITS
 from qa.index.vocabulary import VOCABULARY_FILE, SegmentVocabulary, learn_segment
 from qa.ingest.chunking import ChunkingConfig
 from qa.types import Document, DocumentMeta, Section
@@ -73,6 +75,9 @@ _VERSION_NAME = re.compile(r"v-[0-9A-Za-z_-]{1,120}")
 
 
 VECTOR_FILES = (INDEX_FILE, MANIFEST_FILE)
+
+
+_SENTENCES = "sentences"
 
 
 logger = logging.getLogger(__name__)
@@ -237,6 +242,10 @@ def _write_version(data: IndexData, folder: Path) -> dict[str, dict[str, str]]:
     _write_jsonl(folder / _DELETED_FILE, [deleted])
     data.vectors.save(folder, model_name=data.model_name)
     own = [folder / _DELETED_FILE, *(folder / name for name in VECTOR_FILES)]
+    if data.sentences is not None:
+        (folder / _SENTENCES).mkdir()
+        data.sentences.save(folder / _SENTENCES, model_name=data.model_name)
+        own += [folder / _SENTENCES / name for name in VECTOR_FILES]
     for path in own:
         _fsync_file(path)
     # Every data file is checksummed, so a flipped byte anywhere is refused at load instead of scoring `inf`.
@@ -255,6 +264,8 @@ def _write_version(data: IndexData, folder: Path) -> dict[str, dict[str, str]]:
         "documents": len(data.documents),
         "passages": data.passage_count,
         "passages_without_vectors": len(data.pending_rows()),
+        "sentence_vectors": data.sentences is not None,
+        "keyword_titles": data.config.keyword_titles,
         "rows": len(data.passages),
         "segments": [{"name": s.name, "first_row": s.first_row, "rows": len(s.passages)} for s in data.segments],
         "checksums": checksums,
@@ -432,9 +443,17 @@ def load_index(index_dir: Path, model_name: str, dim: int) -> IndexData:
         bm25 = BM25Index([s.bm25 for s in segments], BM25Params(tokenizer_name=manifest["tokenizer"]),
                          np.asarray(deleted["rows"], dtype=np.int64))
         vectors = VectorIndex.load(folder, expected_model=model_name, expected_dim=dim)
+        sentences = None
+        if manifest.get("sentence_vectors"):
+            sentences = VectorIndex.load(folder / _SENTENCES, expected_model=model_name, expected_dim=dim)
+            if not {f"{_SENTENCES}/{name}" for name in VECTOR_FILES} <= set(manifest["checksums"]):
+                raise ValueError("no checksum for the sentence vectors")
         config = IndexConfig(ChunkingConfig(manifest["max_chars"], manifest["min_chars"]), manifest["tokenizer"],
-                             manifest["vector_index"], int(manifest.get("auto_threshold", vectors.auto_threshold)))
-        data = IndexData(tuple(segments), vectors, bm25, model_name, dim, config, removed, version=folder.name)
+                             manifest["vector_index"], int(manifest.get("auto_threshold", vectors.auto_threshold)),
+                             sentence_vectors=sentences is not None,
+                             keyword_titles=bool(manifest.get("keyword_titles", False)))
+        data = IndexData(tuple(segments), vectors, bm25, model_name, dim, config, removed, version=folder.name,
+                         sentences=sentences)
     except VectorIndexMismatch as e:
         raise IndexMismatchError(str(e)) from e
     except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError) as e:  # RuntimeError: faiss
@@ -444,4 +463,8 @@ def load_index(index_dir: Path, model_name: str, dim: int) -> IndexData:
     if len(vectors) != expected_vectors or sum(len(r) for r in data.doc_rows.values()) != data.passage_count:
         raise IndexCorruptError(f"index in {folder} is inconsistent: {data.passage_count} live passages, "
                                 f"{len(vectors)} vectors; rebuild with `qa index --rebuild`")
+    if sentences is not None and np.unique(sentences.ids() >> SENTENCE_BITS).size != len(vectors):
+        raise IndexCorruptError(f"index in {folder} is inconsistent: sentence vectors for "
+                                f"{np.unique(sentences.ids() >> SENTENCE_BITS).size} passages, {len(vectors)} passage "
+                                "vectors; rebuild with `qa index --rebuild`")
     return data

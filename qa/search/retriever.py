@@ -39,14 +39,17 @@ class RetrievalConfig:
         fusion: "weighted" (min-max normalized weighted sum; measured best here) or "rrf".
         bm25_weight / dense_weight: weights of each signal in [0, 1].
         candidates: how many results each signal contributes before fusion.
+        sentence_weight: share of a passage's dense score that comes from its best sentence (the rest from the
+            passage vector); an index without sentence vectors uses the passage vector alone.
         max_top_k / max_query_chars: the largest request accepted.
         ef_search / nprobe: search breadth of an HNSW / IVF vector index (ignored by the exact one).
     """
 
     fusion: str = "weighted"
-    bm25_weight: float = 0.7
-    dense_weight: float = 0.3
+    bm25_weight: float = 0.6
+    dense_weight: float = 0.4
     candidates: int = 50
+    sentence_weight: float = 0.5
     max_top_k: int = 100
     max_query_chars: int = 2000
     ef_search: int = 128
@@ -55,7 +58,7 @@ class RetrievalConfig:
     def __post_init__(self) -> None:
         if self.fusion not in FUSION_METHODS:
             raise ValueError(f"fusion must be one of {', '.join(FUSION_METHODS)}, got {self.fusion!r}")
-        for name in ("bm25_weight", "dense_weight"):
+        for name in ("bm25_weight", "dense_weight", "sentence_weight"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -99,7 +102,8 @@ class SearchIndex(Protocol):
 
     def keyword_search(self, query: str, n: int, doc_ids: list[str] | None = None) -> dict[int, float]: ...
 
-    def dense_search(self, vector: np.ndarray, n: int, doc_ids: list[str] | None = None) -> dict[int, float]: ...
+    def dense_search(self, vector: np.ndarray, n: int, doc_ids: list[str] | None = None,
+                     sentence_weight: float = 1.0) -> dict[int, float]: ...
 
     def tune(self, ef_search: int, nprobe: int) -> None: ...
 
@@ -126,7 +130,7 @@ class HybridRetriever:
 
     def _dense(self, query: str, doc_ids: list[str] | None, n: int) -> dict[int, float]:
         vector = self.embedder.encode_queries([normalize(query)])[0]
-        return self.data.dense_search(vector, n, doc_ids)
+        return self.data.dense_search(vector, n, doc_ids, sentence_weight=self.config.sentence_weight)
 
     def _demote_title_blocks(self, query: str, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
         """Push title-block passages down unless the question asks for metadata (who, when, which document).
