@@ -150,10 +150,11 @@ def learn_segment(texts: Sequence[str], doc_of_text: Sequence[int], settings: Le
     size = codes.size
     # Dense character ids, 0 for everything that is not an ideograph (punctuation, digits, letters: boundaries).
     ideo = _is_ideograph(codes)
+    if not ideo.any():  # no Chinese text (an English or numeric document): nothing to learn
+        return SegmentVocabulary.empty()
     chars = np.zeros(size + settings.max_len + 1, dtype=np.int64)
-    if ideo.any():
-        _, chars[:size][ideo] = np.unique(codes[ideo], return_inverse=True)
-        chars[:size][ideo] += 1
+    _, chars[:size][ideo] = np.unique(codes[ideo], return_inverse=True)
+    chars[:size][ideo] += 1
     n_chars = int(chars.max()) + 1
     soft = np.isin(codes, np.array([ord(c) for c in _EDGE_STOP], dtype=np.uint32))
     # Neighbours for the branching entropy: digits are one neighbour, not a boundary each (14例|确诊病例 is a

@@ -60,6 +60,12 @@ def test_learning_a_corpus_without_repeats_finds_nothing():
     assert len(learn_segment([], [])) == 0
 
 
+@pytest.mark.parametrize("texts", [["cookie"], ["cookie cookie cookie", "12345 12345"], [""], ["。。。"]])
+def test_text_without_chinese_learns_nothing(texts):
+    # An English, numeric or empty document is indexed like any other; it just teaches no terms.
+    assert len(learn_segment(texts, range(len(texts)))) == 0
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="min_count"):
         LearnSettings(min_count=1)
