@@ -11,12 +11,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
 from api.errors import HTTPError
-from qa.access import ADMIN, Access, KeyStore
 from qa.config import Settings
 from qa.errors import IndexNotFoundError, QAError, ReadOnlyError
 from qa.factory import service_from_settings
-from qa.kb_manager import KnowledgeBaseManager
-from qa.knowledge_bases import DEFAULT_KB, check_name
+from qa.knowledge_bases.access import ADMIN, Access, KeyStore
+from qa.knowledge_bases.manager import KnowledgeBaseManager
+from qa.knowledge_bases.registry import DEFAULT_KB, check_name
 from qa.service import QAService
 
 

@@ -27,7 +27,6 @@ from api.observability import REQUEST_ID_HEADER, Metrics, RequestContextMiddlewa
 from api.observability import router as metrics_router
 from api.routes import documents, health, knowledge_bases, openai, search
 from api.schemas import DocumentCreate
-from qa.access import KeyStore
 from qa.config import Settings, get_settings
 from qa.errors import (
     BackendError,
@@ -41,7 +40,8 @@ from qa.errors import (
     QAError,
 )
 from qa.index.locks import ServeLock
-from qa.kb_manager import KnowledgeBaseManager
+from qa.knowledge_bases.access import KeyStore
+from qa.knowledge_bases.manager import KnowledgeBaseManager
 from qa.service import QAService
 
 logger = logging.getLogger(__name__)

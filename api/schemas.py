@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from qa.knowledge_bases import DEFAULT_KB
+from qa.knowledge_bases.registry import DEFAULT_KB
 from qa.types import Answer, Document, Hit
 
 SearchMode = Literal["hybrid", "dense", "bm25"]

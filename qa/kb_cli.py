@@ -25,7 +25,7 @@ def kb_settings(settings: Settings, name: str | None) -> Settings:
     """
     if not name:
         return settings
-    from qa.knowledge_bases import KnowledgeBaseRegistry
+    from qa.knowledge_bases.registry import KnowledgeBaseRegistry
 
     registry = KnowledgeBaseRegistry(settings)
     return registry.settings_for(registry.get(name))
@@ -45,8 +45,8 @@ def _print(data) -> None:
 
 
 def cmd_kb(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.kb_manager import KnowledgeBaseManager
-    from qa.knowledge_bases import DEFAULT_KB
+    from qa.knowledge_bases.manager import KnowledgeBaseManager
+    from qa.knowledge_bases.registry import DEFAULT_KB
 
     if args.kb_command == "key":
         return _cmd_key(args, settings)
@@ -80,8 +80,8 @@ def cmd_kb(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_key(args: argparse.Namespace, settings: Settings) -> int:
-    from qa.access import KeyEntry, KeyStore, hash_key, new_key
-    from qa.knowledge_bases import check_name
+    from qa.knowledge_bases.access import KeyEntry, KeyStore, hash_key, new_key
+    from qa.knowledge_bases.registry import check_name
 
     path = args.keys_file or settings.keys_file
     if path is None:

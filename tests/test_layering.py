@@ -26,7 +26,7 @@ QA_LAYERS = (
     ("qa.evaluate",),  # question sets -> metrics and reports
     ("qa.service", "qa.milvus_service"),  # one index: search, answer, document changes
     ("qa.config", "qa.factory"),  # settings and the wiring they drive (the edges read them)
-    ("qa.knowledge_bases", "qa.kb_manager", "qa.access"),  # named collections of indexes, and keys scoped to them
+    ("qa.knowledge_bases",),  # named collections of indexes, and keys scoped to them
     ("qa.cli", "qa.kb_cli", "qa.__main__"),
 )
 

@@ -21,9 +21,9 @@ from api.schemas import (
     KnowledgeBaseUpdate,
     model_id,
 )
-from qa.access import Access
-from qa.kb_manager import KnowledgeBaseManager
-from qa.knowledge_bases import KnowledgeBase, check_name
+from qa.knowledge_bases.access import Access
+from qa.knowledge_bases.manager import KnowledgeBaseManager
+from qa.knowledge_bases.registry import KnowledgeBase, check_name
 
 router = APIRouter(prefix="/v1/knowledge_bases", tags=["knowledge bases"], dependencies=[ApiKeyDep])
 

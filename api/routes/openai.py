@@ -50,7 +50,7 @@ from api.schemas import (
 )
 from qa.config import Settings
 from qa.errors import InvalidQueryError, KnowledgeBaseNotFoundError
-from qa.knowledge_bases import DEFAULT_KB, check_name
+from qa.knowledge_bases.registry import DEFAULT_KB, check_name
 from qa.search.conversation import plan_followup, previous_document
 from qa.service import QAService
 from qa.types import Answer

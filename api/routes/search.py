@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from api.deps import AccessDep, SettingsDep, check_read, get_manager, kb_service
 from api.schemas import ErrorOut, SearchRequest, SearchResponse
 from qa.errors import InvalidQueryError
-from qa.knowledge_bases import DEFAULT_KB, check_name
+from qa.knowledge_bases.registry import DEFAULT_KB, check_name
 
 router = APIRouter(prefix="/v1", tags=["search"])
 

@@ -18,8 +18,8 @@ import pytest
 
 from api.deps import build_service
 from api.main import create_app
-from qa.access import KeyEntry, KeyStore, hash_key
-from qa.knowledge_bases import milvus_prefix
+from qa.knowledge_bases.access import KeyEntry, KeyStore, hash_key
+from qa.knowledge_bases.registry import milvus_prefix
 from tests.support import live_server, new_collection
 
 TINY = Path(__file__).resolve().parent.parent / "data" / "tiny"
@@ -255,8 +255,8 @@ def test_write_keys_and_bad_keys(world, caplog):
 
 
 def test_a_delete_interrupted_after_its_rename_is_finished_at_the_next_start(world):
-    from qa.kb_manager import KnowledgeBaseManager
-    from qa.knowledge_bases import KnowledgeBaseRegistry
+    from qa.knowledge_bases.manager import KnowledgeBaseManager
+    from qa.knowledge_bases.registry import KnowledgeBaseRegistry
 
     with world.client() as admin:
         assert admin.post("/v1/knowledge_bases", json={"name": "crashy"}).status_code == 201

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.access import KeyStore, hash_key
+from qa.knowledge_bases.access import KeyStore, hash_key
 from tests.qa.test_cli import assert_one_line_error
 
 

@@ -18,10 +18,10 @@ from qa.errors import (
 )
 from qa.factory import service_from_settings
 from qa.ingest.reader import load_documents
-from qa.kb_manager import KnowledgeBaseManager
-from qa.knowledge_bases import DEFAULT_KB, KnowledgeBaseRegistry, check_name, milvus_prefix
+from qa.knowledge_bases.manager import KnowledgeBaseManager
+from qa.knowledge_bases.registry import DEFAULT_KB, KnowledgeBaseRegistry, check_name, milvus_prefix
 
-TINY = Path(__file__).resolve().parent.parent / "data" / "tiny"
+TINY = Path(__file__).resolve().parents[2] / "data" / "tiny"
 
 
 def _settings(tmp_path: Path, **overrides) -> Settings:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa.errors import InvalidKnowledgeBaseError
-from qa.knowledge_bases import check_name
+from qa.knowledge_bases.registry import check_name
 
 
 def hash_key(key: str) -> str:

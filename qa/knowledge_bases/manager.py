@@ -28,7 +28,13 @@ from qa.errors import (
 from qa.factory import embedder_from_settings, embedder_key, service_from_settings
 from qa.index.locks import ServeLock
 from qa.index.segments import is_title_block
-from qa.knowledge_bases import DEFAULT_KB, META_FILE, KnowledgeBase, KnowledgeBaseRegistry, check_name
+from qa.knowledge_bases.registry import (
+    DEFAULT_KB,
+    META_FILE,
+    KnowledgeBase,
+    KnowledgeBaseRegistry,
+    check_name,
+)
 from qa.search.kb_fusion import KnowledgeBaseHits, fuse_knowledge_bases
 from qa.search.retriever import asks_metadata
 from qa.service import QAService
