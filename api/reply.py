@@ -46,7 +46,8 @@ def outline_reply(answer: Answer) -> str:
 
 
 def extractive_reply(answer: Answer) -> str:
-    """The reply text for an answer: the answer sentence + " [1]", a blank line, the numbered sources.
+    """The reply text for an answer: the answer sentence + " [n]" (n: the source it was read from), a blank line, the
+    numbered sources.
 
     An outline answer lists its headings one a line, each citing the passage that opens its section.
     """
@@ -55,7 +56,9 @@ def extractive_reply(answer: Answer) -> str:
     if answer.outline:
         return f"{outline_reply(answer)}\n\n{sources_block(answer.hits)}"
     if answer.answerable:
-        return f"{answer.text} [1]\n\n{sources_block(answer.hits)}"
+        # The answer sentence may come from a lower hit than the first: cite the one it was read from.
+        cited = 1 if answer.source is None else answer.source + 1
+        return f"{answer.text} [{cited}]\n\n{sources_block(answer.hits)}"
     return f"{answer.text}\n\n最接近的内容：\n{sources_block(answer.hits)}"
 
 

@@ -30,7 +30,7 @@ from api.deps import (
 )
 from api.errors import HTTPError
 from api.llm import llm_reply
-from api.reply import extractive_reply, rough_tokens, sources_block, stream_pieces, with_sources
+from api.reply import extractive_reply, rough_tokens, stream_pieces, with_sources
 from api.schemas import (
     MODEL_ID,
     AssistantMessage,
@@ -53,7 +53,6 @@ from qa.errors import InvalidQueryError, KnowledgeBaseNotFoundError
 from qa.knowledge_bases.registry import DEFAULT_KB, check_name
 from qa.search.conversation import plan_followup, previous_document
 from qa.service import QAService
-from qa.types import Answer
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[ApiKeyDep])
 
@@ -100,7 +99,7 @@ def _reply(body: ChatCompletionRequest, service: QAService, settings: Settings, 
     answer = service.ask(query, top_k=top_k, mode=mode, doc_ids=doc_ids)
     questions = [text for role, text in turns if role == "user" and text.strip()]
     llm_text = llm_reply(settings, questions, answer) if settings.llm_base_url else None
-    content = with_sources(llm_text, answer) if llm_text else _extractive(answer)
+    content = with_sources(llm_text, answer) if llm_text else extractive_reply(answer)
     prompt_tokens = sum(rough_tokens(text) for _, text in turns)
     completion_tokens = rough_tokens(content)
     return _Reply(
@@ -112,13 +111,6 @@ def _reply(body: ChatCompletionRequest, service: QAService, settings: Settings, 
         usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                     total_tokens=prompt_tokens + completion_tokens),
     )
-
-
-def _extractive(answer: Answer) -> str:
-    """The extractive reply, citing the passage the answer sentence comes from (not always the first hit)."""
-    if answer.answerable and answer.hits and answer.source and not answer.outline:
-        return f"{answer.text} [{answer.source + 1}]\n\n{sources_block(answer.hits)}"
-    return extractive_reply(answer)
 
 
 def _sse(chunk: ChatCompletionChunk) -> str:
