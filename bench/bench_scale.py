@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_http import QUESTIONS, percentile, run
+from bench_http import QUESTIONS, distinct_questions, percentile, run
 from make_corpus import DEFAULT_DIR, generate_document, load_sentences, write_txt
 
 from embeddings import create_embedder
@@ -119,6 +119,9 @@ def main() -> None:
     parser.add_argument("--http-only", action="store_true", help="only step 5, on the index of a previous run")
     parser.add_argument("--build-only", action="store_true", help="only steps 1-2 (build the index), then stop")
     parser.add_argument("--no-add", action="store_true", help="skip step 4 (adding and deleting documents)")
+    parser.add_argument("--questions", choices=("repeat", "distinct"), default="repeat",
+                        help="HTTP questions: the six of bench_http cycled (cache on), or all different with the "
+                             "question cache off, so every request encodes its question")
     parser.add_argument("--reuse-index", action="store_true",
                         help="keep the index of a previous run (skip step 2 and the full rebuild of step 4)")
     args = parser.parse_args()
@@ -235,6 +238,11 @@ def http_throughput(args: argparse.Namespace, index_dir: Path, corpus: Path) -> 
         return
     port = free_port()
     env = {**os.environ, "QA_INDEX_DIR": str(index_dir), "QA_CORPUS": str(corpus), "QA_VECTOR_INDEX": "auto"}
+    distinct = args.questions == "distinct"
+    if distinct:
+        env["QA_QUERY_CACHE_SIZE"] = "0"
+    # Distinct questions: one list cut into disjoint runs, so no question is asked twice in the whole step.
+    pool = iter(distinct_questions(20 + args.requests * (len(levels) + 1))) if distinct else None
     # The server's JSON logs go to a file: an unread pipe fills up and blocks the server.
     log_path = args.workdir / "serve.log"
     log = log_path.open("w", encoding="utf-8")
@@ -255,21 +263,26 @@ def http_throughput(args: argparse.Namespace, index_dir: Path, corpus: Path) -> 
                 pass
             time.sleep(0.5)
         passages = httpx.get(f"{url}/health", timeout=10).json()["passages"]
-        print(f"\nPOST /v1/search on {passages} passages, {args.requests} requests per level "
+        print(f"\nPOST /v1/search on {passages} passages, {args.requests} requests per level, "
+              f"{'distinct questions, cache off' if distinct else 'six questions cycled, cache on'} "
               "(one server process, client on the same 2 cores)\n")
         print("| clients | requests | errors | p50 ms | p95 ms | p99 ms | req/s |\n|---|---|---|---|---|---|---|")
-        asyncio.run(run(url, 1, 20, None))  # warm-up
+        def batch(n: int) -> list[str] | None:
+            return [next(pool) for _ in range(n)] if pool is not None else None
+
+        asyncio.run(run(url, 1, 20, None, batch(20)))  # warm-up
         for clients in levels:
-            latencies, errors, elapsed = asyncio.run(run(url, clients, args.requests, None))
+            latencies, errors, elapsed = asyncio.run(run(url, clients, args.requests, None, batch(args.requests)))
             print(f"| {clients} | {len(latencies)} | {errors} | {percentile(latencies, 50):.1f} | "
                   f"{percentile(latencies, 95):.1f} | {percentile(latencies, 99):.1f} | "
                   f"{len(latencies) / elapsed:.1f} |", flush=True)
         # Where one client's time goes: the handler's own measure (took_ms: search + answer) against the round trip.
         took, total = [], []
+        last = batch(args.requests) or [QUESTIONS[i % len(QUESTIONS)] for i in range(args.requests)]
         with httpx.Client(base_url=url, timeout=120) as http:
-            for i in range(min(args.requests, 100)):
+            for question in last[:100]:
                 started = time.perf_counter()
-                response = http.post("/v1/search", json={"query": QUESTIONS[i % len(QUESTIONS)], "top_k": 5})
+                response = http.post("/v1/search", json={"query": question, "top_k": 5})
                 total.append((time.perf_counter() - started) * 1000)
                 took.append(response.json()["took_ms"])
         print(f"\n1 client, {len(total)} requests: round trip p50 {percentile(total, 50):.1f} / p99 "
