@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 
 from qa.index.tokenize import QUESTION_WORDS, content_terms, named_entities
@@ -85,18 +84,12 @@ class FollowUp:
             object.__setattr__(self, "focused", self.query)
 
 
-# The searched index's learned words, for the duration of one `plan_followup` / `previous_document` call (set there,
-# read by the helpers below, so each request sees its own index's words and no other's).
-_VOCABULARY: ContextVar[Vocabulary | None] = ContextVar("followup_vocabulary", default=None)
-
-
 def _content_len(text: str) -> int:
     return sum(1 for ch in text if ch.isalnum())
 
 
-def _entities(text: str) -> list[str]:
+def _entities(text: str, vocabulary: Vocabulary | None) -> list[str]:
     """Places, persons and organisations named in `text`, in order of appearance."""
-    vocabulary = _VOCABULARY.get()
     known = vocabulary.words if vocabulary is not None else {}
     # jieba tags some topics as person names (春耕/nr): trust a 2-character name only from the learned words.
     found = [name for name in named_entities(text, vocabulary) if name in known or len(name) >= 3]
@@ -133,14 +126,14 @@ def _core(question: str) -> str:
     return core or question.strip()
 
 
-def _tail(question: str) -> str:
+def _tail(question: str, vocabulary: Vocabulary | None) -> str:
     """What a question asks about its topic: the words after its last topic word.
 
     "古塔区固定资产投资完成多少" -> "完成多少"; "X区讲话中春耕有哪些要求" -> "有哪些要求".
     """
     question = normalize(question)
     end = 0
-    for term in content_terms(question, _VOCABULARY.get()):
+    for term in content_terms(question, vocabulary):
         if term.flag.startswith(_TOPIC_FLAGS):
             found = question.find(term.word, end)
             if found >= 0:
@@ -148,21 +141,21 @@ def _tail(question: str) -> str:
     return _TRAILING.sub("", question[end:]).strip() if end else ""
 
 
-def _topic(question: str) -> str:
+def _topic(question: str, vocabulary: Vocabulary | None) -> str:
     """What a question is about, without its document scope, names and tail.
 
     "X区讲话中春耕有哪些要求" -> "春耕"; "古塔区 规模以上增加值 完成多少" -> "规模以上增加值".
     """
     text = normalize(question)
-    scope, tail = _scope(text), _tail(text)
+    scope, tail = _scope(text), _tail(text, vocabulary)
     body = text[len(scope):len(text) - len(tail)] if tail and text.endswith(tail) else text[len(scope):]
-    for entity in _entities(text):
+    for entity in _entities(text, vocabulary):
         body = body.replace(entity, " ")
     words = (_core(part).strip(_EDGE_WORDS) for part in body.split())
     return " ".join(word for word in words if word)
 
 
-def is_elliptical(question: str, previous: str | None) -> bool:
+def is_elliptical(question: str, previous: str | None, vocabulary: Vocabulary | None = None) -> bool:
     """Whether `question` reads as a follow-up of `previous` rather than a question of its own.
 
     True when it opens with a connective (那/那么/还有/另外…), ends with 呢, is at most 6 characters long, or names
@@ -176,21 +169,22 @@ def is_elliptical(question: str, previous: str | None) -> bool:
     if _content_len(text) <= _SHORT:
         return True
     # "第三部分具体讲了什么": a part by its position, of no document named, is a part of the previous one's.
-    if names_part(text) and not _entities(text) and not _scope(text):
+    named = _entities(text, vocabulary)
+    if names_part(text) and not named and not _scope(text):
         return True
-    return bool(_entities(previous)) and not _entities(text) and not _scope(text)
+    return bool(_entities(previous, vocabulary)) and not named and not _scope(text)
 
 
-def _rewrite(question: str, previous: str) -> tuple[str, str]:
+def _rewrite(question: str, previous: str, vocabulary: Vocabulary | None) -> tuple[str, str]:
     """The (standalone, focused) rewrites of an elliptical `question` (see the module docstring)."""
     core = normalize(_core(question))
     previous = normalize(previous)
-    own_names = _entities(core)
-    own_topic = [t for t in content_terms(core, _VOCABULARY.get()) if t.flag.startswith(_TOPIC_FLAGS)
+    own_names = _entities(core, vocabulary)
+    own_topic = [t for t in content_terms(core, vocabulary) if t.flag.startswith(_TOPIC_FLAGS)
                  and not any(t.word in name for name in own_names) and t.word not in _REQUEST_NOUNS]
-    names = [] if own_names or _scope(core) else _entities(previous)
-    topic = "" if own_topic else _topic(previous)
-    tail = "" if _asks(core) else _tail(previous)
+    names = [] if own_names or _scope(core) else _entities(previous, vocabulary)
+    topic = "" if own_topic else _topic(previous, vocabulary)
+    tail = "" if _asks(core) else _tail(previous, vocabulary)
     if not tail and not _asks(core) and is_structure_question(previous) and not is_structure_question(core):
         # "第二部分呢？" after "…分为几个部分": the same question about that part.
         tail = structure_phrase(previous)
@@ -227,19 +221,11 @@ def plan_followup(messages: Sequence[tuple[str, str]], vocabulary: Vocabulary | 
     questions = [text.strip() for role, text in messages if role == "user" and text and text.strip()]
     if not questions:
         raise ValueError("the conversation has no user message with text")
-    token = _VOCABULARY.set(vocabulary)
-    try:
-        return _plan(questions)
-    finally:
-        _VOCABULARY.reset(token)
-
-
-def _plan(questions: list[str]) -> FollowUp:
     previous: str | None = None
     plan = FollowUp(questions[0], questions[0])
     for question in questions:
-        if previous is not None and is_elliptical(question, previous):
-            query, focused = _rewrite(question, previous)
+        if previous is not None and is_elliptical(question, previous, vocabulary):
+            query, focused = _rewrite(question, previous, vocabulary)
             plan = FollowUp(query, question, previous, True, focused)
         else:
             plan = FollowUp(question, question, previous, False)
@@ -281,12 +267,7 @@ def previous_document(plan: FollowUp, search: Callable[[str], list[Hit]],
     if not plan.elliptical or plan.previous is None:
         return None
     core = normalize(_core(plan.original))
-    token = _VOCABULARY.set(vocabulary)
-    try:
-        own = bool(_entities(core))
-    finally:
-        _VOCABULARY.reset(token)
-    if own or _scope(core):
+    if _entities(core, vocabulary) or _scope(core):
         return None
     hits = search(plan.previous)
     return hits[0].passage.doc_id if hits else None
