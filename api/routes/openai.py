@@ -82,8 +82,9 @@ def knowledge_base_of(model: str) -> str:
 def _reply(body: ChatCompletionRequest, service: QAService, settings: Settings, knowledge_base: str) -> _Reply:
     """Search for the last user question (rewritten if it is a follow-up) and compose the reply (blocking)."""
     turns = [(m.role, m.text()) for m in body.messages]
+    vocabulary = service.vocabulary()
     try:
-        plan = plan_followup(turns, service.vocabulary())
+        plan = plan_followup(turns, vocabulary)
     except ValueError as e:  # also checked by the schema; kept so the core's message reaches the client
         raise InvalidQueryError(str(e)) from e
     mode = body.mode or settings.default_mode
@@ -93,7 +94,7 @@ def _reply(body: ChatCompletionRequest, service: QAService, settings: Settings, 
     if plan.elliptical:
         # Chat requests carry no state: search the previous question again to find the document it was about.
         previous_doc = previous_document(plan, lambda q: service.search(q, top_k=1, mode=mode, doc_ids=doc_ids),
-                                         service.vocabulary())
+                                         vocabulary)
         if previous_doc is not None:
             query, doc_ids = plan.focused, [previous_doc]
     answer = service.ask(query, top_k=top_k, mode=mode, doc_ids=doc_ids)
