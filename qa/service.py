@@ -454,6 +454,22 @@ class QAService:
         """Search, then highlight the answering sentences and decide whether the documents answer the question."""
         snapshot = self.snapshot
         hits = snapshot.retriever.search(query, top_k=top_k, mode=mode, doc_ids=doc_ids)
+        return self._answer(snapshot, query, hits, mode, doc_ids)
+
+    def ask_with_candidates(self, query: str, top_k: int = 5, mode: str = "hybrid",
+                            doc_ids: list[str] | None = None) -> tuple[Answer, list[Hit]]:
+        """`ask`, and every candidate its ranking fused (not only the top_k), from one search of one snapshot.
+
+        The retriever fuses `retrieval.candidates` (or top_k) candidates and cuts the ranking last, so the first
+        top_k of this list are `ask`'s hits and the answer is `ask`'s; fusing several indexes needs the whole list.
+        """
+        snapshot = self.snapshot
+        n = min(max(self.retrieval.candidates, top_k), self.retrieval.max_top_k)
+        ranked = snapshot.retriever.search(query, top_k=n, mode=mode, doc_ids=doc_ids)
+        return self._answer(snapshot, query, ranked[:top_k], mode, doc_ids), ranked
+
+    def _answer(self, snapshot: _Snapshot, query: str, hits: list[Hit], mode: str,
+                doc_ids: list[str] | None) -> Answer:
         # How a document or section is organised (`讲了哪几点`): its outline answers, not a sentence.
         outline = outline_answer(query.strip(), hits, snapshot.data, doc_ids)
         if outline is not None:

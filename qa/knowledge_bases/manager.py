@@ -318,10 +318,8 @@ class KnowledgeBaseManager:
         answers: dict[str, Answer] = {}
         candidates: list[KnowledgeBaseHits] = []
         for name, service, own in services:
-            answers[name] = service.ask(query, top_k=top_k, mode=mode, doc_ids=own)
             # Fusing needs each one's candidates, not only its top_k: as many as one index would fuse.
-            n = min(max(retrieval.candidates, top_k), service.retrieval.max_top_k)
-            hits = service.search(query, top_k=n, mode=mode, doc_ids=own)
+            answers[name], hits = service.ask_with_candidates(query, top_k=top_k, mode=mode, doc_ids=own)
             data = service.snapshot.data
             titles = frozenset(h.passage.passage_id for h in hits
                                if is_title_block(h.passage, data.documents.get(h.passage.doc_id)))
