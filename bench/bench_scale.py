@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_http import QUESTIONS, distinct_questions, percentile, run
 from make_corpus import DEFAULT_DIR, generate_document, load_sentences, write_txt
 
-from embeddings import create_embedder
+from embeddings import QueryBatcher, create_embedder
 from embeddings.hashing import HashingEmbedder
 from qa.index.segments import IndexConfig
 from qa.ingest.reader import document_from_bytes
@@ -182,7 +182,8 @@ def measure(args: argparse.Namespace, index_dir: Path, corpus: Path, real, confi
     before = rss_mb()
     started = time.perf_counter()
     timed = TimedEmbedder(real)
-    service = QAService(index_dir, timed, index_config=config)
+    # Questions encoded as `qa serve` encodes them (qa.factory), the cache off: the dev questions are asked 3 times.
+    service = QAService(index_dir, QueryBatcher(timed, cache_size=0), index_config=config)
     service.load()
     row("load (checksums, mmap)", f"{time.perf_counter() - started:.1f} s, resident memory +{rss_mb() - before:.0f} MB")
     asked = questions()
