@@ -24,6 +24,7 @@ from qa.errors import (
     EmbedderError,
     IndexBusyError,
     IndexCorruptError,
+    IndexGoneError,
     IndexMismatchError,
     IndexNotFoundError,
     IndexWriteError,
@@ -52,6 +53,7 @@ STATUS_BY_ERROR: dict[type[QAError], tuple[int, str]] = {
     IndexCorruptError: (503, "index_unavailable"),
     IndexWriteError: (503, "index_unwritable"),  # 507 when the disk is full, see `qa_error_handler`
     IndexBusyError: (409, "index_busy"),
+    IndexGoneError: (404, "not_found"),
     BackendError: (503, "backend_unavailable"),
     EmbedderError: (503, "embedder_unavailable"),
     InvalidKnowledgeBaseError: (422, "invalid_request"),

@@ -55,6 +55,11 @@ class IndexBusyError(QAError):
     """Another process is changing the index folder (or serves it, for `qa index`); the message says which."""
 
 
+class IndexGoneError(QAError):
+    """The index folder was deleted (its knowledge base deleted) before or while a change waited for it; nothing
+    was written."""
+
+
 class BackendError(QAError):
     """The search backend (a Milvus server) cannot be reached or refused an operation; the message names it."""
 

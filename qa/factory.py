@@ -70,7 +70,7 @@ def embedder_key(settings: Settings) -> tuple:
 
 
 def service_from_settings(settings: Settings, *, serving: bool = False,
-                          embedder: Embedder | None = None) -> QAService:
+                          embedder: Embedder | None = None, create_index_dir: bool = True) -> QAService:
     """Wire a service from settings: the edges (CLI, web app) call this, core classes never read settings.
 
     Args:
@@ -79,12 +79,14 @@ def service_from_settings(settings: Settings, *, serving: bool = False,
             and a background thread embeds them. Otherwise (CLI commands) every change is embedded before it returns.
         embedder: an embedder built from settings with the same `embedder_key` (shared, so that a model is loaded
             once for several knowledge bases); built here when omitted.
+        create_index_dir: make the index folder on the first write when missing; false for a knowledge base's
+            folder, which its registry makes, so that a write racing its deletion fails instead of making it again.
     """
     embedder = embedder or embedder_from_settings(settings)
     # With a remote embedder, one request per server URL in each encoder call, so that several servers work in
     # parallel.
     batch_size = settings.embed_batch_size * (len(settings.embed_url) if settings.embedder == "openai" else 1)
-    return _wire(settings, embedder, batch_size, serving)
+    return _wire(settings, embedder, batch_size, serving, create_index_dir)
 
 
 def embedder_from_settings(settings: Settings) -> Embedder:
@@ -111,7 +113,8 @@ def embedder_from_settings(settings: Settings) -> Embedder:
                         cache_size=settings.query_cache_size)
 
 
-def _wire(settings: Settings, embedder: Embedder, batch_size: int, serving: bool) -> QAService:
+def _wire(settings: Settings, embedder: Embedder, batch_size: int, serving: bool,
+          create_index_dir: bool) -> QAService:
     retrieval = RetrievalConfig(
         fusion=settings.fusion,
         bm25_weight=settings.bm25_weight,
@@ -136,8 +139,8 @@ def _wire(settings: Settings, embedder: Embedder, batch_size: int, serving: bool
                             db_name=settings.milvus_db, dense_index=settings.milvus_index,
                             analyzer=ANALYZERS[settings.milvus_analyzer])
         return MilvusQAService(store, settings.index_dir, embedder, retrieval, index_config, batch_size,
-                               analyzer=settings.milvus_analyzer)
+                               analyzer=settings.milvus_analyzer, create_index_dir=create_index_dir)
     background = serving and settings.embed_in_background
     return QAService(settings.index_dir, embedder, retrieval, index_config, batch_size,
                      write_lock_timeout_s=settings.write_lock_timeout_s, defer_vectors=background,
-                     background_vectors=background)
+                     background_vectors=background, create_index_dir=create_index_dir)

@@ -30,8 +30,8 @@ class MilvusQAService(QAService):
 
     def __init__(self, store: MilvusStore, index_dir: Path, embedder: Embedder,
                  retrieval: RetrievalConfig | None = None, index_config: IndexConfig | None = None,
-                 batch_size: int = 32, analyzer: str = "ngram"):
-        super().__init__(index_dir, embedder, retrieval, index_config, batch_size)
+                 batch_size: int = 32, analyzer: str = "ngram", create_index_dir: bool = True):
+        super().__init__(index_dir, embedder, retrieval, index_config, batch_size, create_index_dir=create_index_dir)
         if analyzer not in ANALYZERS:
             raise ValueError(f"analyzer must be one of {', '.join(ANALYZERS)}, got {analyzer!r}")
         self.store = store

@@ -131,6 +131,7 @@ class QAService:
         write_lock_timeout_s: float = 30.0,
         defer_vectors: bool = False,
         background_vectors: bool = False,
+        create_index_dir: bool = True,
     ):
         self.index_dir = Path(index_dir)
         self.embedder = embedder
@@ -138,6 +139,9 @@ class QAService:
         self.index_config = index_config or IndexConfig()
         self.batch_size = batch_size
         self.write_lock_timeout_s = write_lock_timeout_s
+        # False for a knowledge base's folder, which its registry makes: a write after its deletion must not make
+        # it again (IndexGoneError instead).
+        self.create_index_dir = create_index_dir
         self._snapshot: _Snapshot | None = None
         # Writers of this process queue here; WriteLock then orders them with other processes' writers.
         self._write_lock = threading.Lock()
@@ -203,8 +207,9 @@ class QAService:
 
         Raises:
             IndexBusyError: another process kept the folder for `write_lock_timeout_s` seconds.
+            IndexGoneError: the folder was deleted (with `create_index_dir` false: a knowledge base deleted).
         """
-        with self._write_lock, WriteLock(self.index_dir, self.write_lock_timeout_s):
+        with self._write_lock, WriteLock(self.index_dir, self.write_lock_timeout_s, create=self.create_index_dir):
             # Another process may have written since this one loaded: change its version, never an older one.
             with self._reload_lock:
                 self._load_newer()

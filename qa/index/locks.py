@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Self
 
-from qa.errors import IndexBusyError, IndexWriteError
+from qa.errors import IndexBusyError, IndexGoneError, IndexWriteError
 
 WRITE_LOCK = "write.lock"
 SERVE_LOCK = "serve.lock"
@@ -40,6 +40,16 @@ def _holder(fd: int) -> str:
     return f" (pid {text})" if text.isdigit() else ""
 
 
+def _still_at(fd: int, path: Path) -> bool:
+    """Whether the open file `fd` is still the file at `path` (not renamed away or deleted meanwhile)."""
+    try:
+        here = os.stat(path)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+
+
 class _FileLock:
     """One `flock` on a file of the index folder: open it, try the lock without waiting, release it."""
 
@@ -49,15 +59,24 @@ class _FileLock:
         self.index_dir = Path(index_dir)
         self._fd: int | None = None
 
-    def _try(self, mode: int) -> int | None:
+    def _try(self, mode: int, create: bool = True) -> int | None:
         """The lock file's descriptor, locked in `mode` (LOCK_EX/LOCK_SH), or None (closed) when another holds it.
+
+        `create`: make the index folder (and its parents) when missing; otherwise a missing folder is IndexGoneError.
 
         Raises:
             IndexWriteError: the lock file cannot be made (the folder is read-only, missing or a file).
+            IndexGoneError: the folder is missing and `create` is false.
         """
         try:
-            self.index_dir.mkdir(parents=True, exist_ok=True)
+            if create:
+                self.index_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.index_dir / self.name, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError as e:
+            if create:
+                raise IndexWriteError.from_error(self.index_dir, e) from e
+            raise IndexGoneError(f"the index folder {self.index_dir} no longer exists (deleted); nothing was "
+                                 "written") from e
         except OSError as e:
             raise IndexWriteError.from_error(self.index_dir, e) from e
         try:
@@ -80,22 +99,28 @@ class _FileLock:
 class WriteLock(_FileLock):
     """``with WriteLock(index_dir, timeout_s):`` the one writer of `index_dir` among all processes.
 
+    `create=False` is for a folder that only its owner makes (a knowledge base's): a missing folder is not made
+    again, and one deleted while this lock was awaited (renamed away by the deleting process, which held the lock)
+    is noticed on entry.
+
     Raises (on entry):
         IndexBusyError: another process held it for `timeout_s` seconds; the message names the folder and its pid.
         IndexWriteError: the lock file cannot be made (the folder is read-only, missing or a file).
+        IndexGoneError: with `create=False`, the folder is gone.
     """
 
     name = WRITE_LOCK
 
-    def __init__(self, index_dir: Path, timeout_s: float = 30.0):
+    def __init__(self, index_dir: Path, timeout_s: float = 30.0, create: bool = True):
         if timeout_s < 0:
             raise ValueError(f"timeout_s must be >= 0, got {timeout_s}")
         super().__init__(index_dir)
         self.timeout_s = timeout_s
+        self.create = create
 
     def __enter__(self) -> Self:
         deadline = time.monotonic() + self.timeout_s
-        while (fd := self._try(fcntl.LOCK_EX)) is None:
+        while (fd := self._try(fcntl.LOCK_EX, self.create)) is None:
             if time.monotonic() >= deadline:
                 with open(self.index_dir / self.name, "rb") as f:
                     holder = _holder(f.fileno())
@@ -103,6 +128,10 @@ class WriteLock(_FileLock):
                     f"another process{holder} is changing the index in {self.index_dir}; waited "
                     f"{self.timeout_s:g} s for it to finish. Try again when it is done")
             time.sleep(_POLL_S)
+        if not self.create and not _still_at(fd, self.index_dir / self.name):
+            os.close(fd)
+            raise IndexGoneError(f"the index folder {self.index_dir} was deleted while this change waited for it; "
+                                 "nothing was written")
         try:  # the holder's pid, only used in messages
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)

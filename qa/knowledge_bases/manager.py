@@ -12,6 +12,7 @@ import shutil
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 
 from embeddings import Embedder
@@ -26,7 +27,7 @@ from qa.errors import (
     KnowledgeBaseNotFoundError,
 )
 from qa.factory import embedder_from_settings, embedder_key, service_from_settings
-from qa.index.locks import ServeLock
+from qa.index.locks import ServeLock, WriteLock
 from qa.index.segments import is_title_block
 from qa.knowledge_bases.registry import (
     DEFAULT_KB,
@@ -183,7 +184,8 @@ class KnowledgeBaseManager:
                 embedder = self._embedders.get(key)
                 if embedder is None:
                     embedder = self._embedders[key] = embedder_from_settings(settings)
-            service = service_from_settings(settings, serving=self._serving, embedder=embedder)
+            service = service_from_settings(settings, serving=self._serving, embedder=embedder,
+                                            create_index_dir=name == DEFAULT_KB)
             try:
                 service.load()
             except IndexNotFoundError:
@@ -230,10 +232,18 @@ class KnowledgeBaseManager:
         """Delete a knowledge base: its folder and its Milvus collections, nothing else.
 
         The folder is first renamed to a trash name (the name is then free and the knowledge base gone); a crash
-        after that is finished by `clean` at the next start.
+        after that is finished by `clean` at the next start. The rename waits for a change being written to it (an
+        upload) to finish, holding the write lock against the next; a change that waited meets a deleted folder
+        (IndexGoneError), so nothing is written into the trash or makes the folder again.
+
+        Raises:
+            IndexBusyError: a change kept the knowledge base for the write-lock timeout.
         """
         kb = self.registry.get(name)
-        trash = self.registry.detach(name)
+        settings = self.registry.settings_for(kb)
+        lock = WriteLock(settings.index_dir, settings.write_lock_timeout_s, create=False)
+        with lock if settings.index_dir.is_dir() else nullcontext():
+            trash = self.registry.detach(name)
         self._unload(name)
         self._drop_collections(kb)
         shutil.rmtree(trash, ignore_errors=True)

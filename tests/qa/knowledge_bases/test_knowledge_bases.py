@@ -4,6 +4,8 @@ fused over several knowledge bases with comparable scores (FAISS, hashing embedd
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -11,12 +13,14 @@ import pytest
 from qa.config import SAMPLE_CORPUS, Settings
 from qa.errors import (
     DocumentNotFoundError,
+    IndexGoneError,
     InvalidKnowledgeBaseError,
     KnowledgeBaseEmptyError,
     KnowledgeBaseExistsError,
     KnowledgeBaseNotFoundError,
 )
 from qa.factory import service_from_settings
+from qa.index.locks import WriteLock
 from qa.ingest.reader import load_documents
 from qa.knowledge_bases.manager import KnowledgeBaseManager
 from qa.knowledge_bases.registry import DEFAULT_KB, KnowledgeBaseRegistry, check_name, milvus_prefix
@@ -174,3 +178,49 @@ def test_a_knowledge_base_deleted_by_another_process_is_not_served(manager):
     with pytest.raises(KnowledgeBaseNotFoundError):
         manager.service("tiny")
     assert not manager.loaded("tiny")
+
+
+def test_an_upload_after_the_delete_fails_and_leaves_no_folder_behind(manager):
+    """A request that got the service before the delete writes nothing and does not make the folder again."""
+    held = manager.service("tiny")
+    folder = manager.registry.folder("tiny")
+    manager.delete("tiny")
+    doc = load_documents([TINY / "c_qinghe_news.txt"]).documents[0]
+    with pytest.raises(IndexGoneError, match="no longer exists"):
+        held.add_document(doc)
+    assert not folder.exists()
+    assert [p.name for p in manager.registry.data_dir.iterdir()] == []
+    manager.create("tiny")  # the name is free
+    assert manager.service("tiny", allow_empty=True).add_document(doc)
+
+
+def test_a_delete_waits_for_the_upload_being_written(manager):
+    """The delete waits for a change holding the write lock; a change that waited behind it meets a deleted folder."""
+    held = manager.service("tiny")
+    writing = WriteLock(held.index_dir, 30.0)
+    writing.__enter__()  # an upload being written
+    deleted = threading.Event()
+    deleting = threading.Thread(target=lambda: (manager.delete("tiny"), deleted.set()))
+    deleting.start()
+    time.sleep(0.3)
+    assert not deleted.is_set(), "the delete did not wait for the write in progress"
+    assert manager.registry.exists("tiny")
+    waiting = WriteLock(held.index_dir, 30.0, create=False)
+    result: list[BaseException | None] = []
+
+    def wait_then_write() -> None:
+        try:
+            with waiting:
+                result.append(None)
+        except IndexGoneError as e:
+            result.append(e)
+
+    waiter = threading.Thread(target=wait_then_write)
+    waiter.start()
+    time.sleep(0.1)
+    writing.release()
+    deleting.join(10)
+    waiter.join(10)
+    assert deleted.is_set() and not manager.registry.exists("tiny")
+    assert isinstance(result[0], IndexGoneError)
+    assert not manager.registry.folder("tiny").exists()
