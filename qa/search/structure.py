@@ -15,7 +15,10 @@ title block or the opening paragraph, which only announce the points (`我提以
    headings) whose text holds most of what the question says; at least half of it (`MIN_SCOPE_COVERAGE`) must be
    accounted for, or the question is about something the outline does not name and is answered as usual.
 3. Answer (`outline_answer`): the headings in order, each with its offsets, and the passages that open those
-   sections ranked first (the rest of the hits follow). None when the scope has fewer than two child headings.
+   sections ranked first (the rest of the hits follow). When the scope is one heading without parts of its own,
+   and some of its siblings name what it was chosen for too (`产城融合发展讲了哪几个方面`: six points of one part each
+   say 产城融合发展), the question is about their common theme: those siblings are the answer. None when fewer than
+   two headings remain.
 """
 
 from __future__ import annotations
@@ -237,9 +240,36 @@ def _opening_passage(index: SearchIndex, doc_id: str, offset: int) -> Passage | 
     return None
 
 
-def _describe(scope: Scope, headings: list[Section]) -> str:
-    where = f"《{scope.doc.title}》" if scope.section is None else f"“{scope.section.title}”"
+def _heading_terms(section: Section) -> set[str]:
+    return _terms(_ENUMERATION.sub("", normalize(section.title).strip()))
+
+
+def _parent(doc: Document, section: Section) -> Section | None:
+    return next((s for s in doc.sections if s.path == section.path[:-1] and s.start <= section.start < s.end), None)
+
+
+def theme_siblings(query: str, scope: Scope) -> list[Section]:
+    """The headings beside the scope's section (its own included) that name all the question words it names.
+
+    For a scope section without parts of its own: a question matched to one of several points that share a theme
+    asks about all of them.
+    """
+    if scope.section is None:
+        return []
+    held = question_terms(query) & _heading_terms(scope.section)
+    if not held:
+        return []
+    siblings = children(scope.doc, _parent(scope.doc, scope.section))
+    return [s for s in siblings if held <= _heading_terms(s)]
+
+
+def _describe(scope: Scope, headings: list[Section], themed: bool) -> str:
     lines = "\n".join(h.title for h in headings)
+    if themed:  # some of a part's points, not all of its parts
+        parent = _parent(scope.doc, scope.section) if scope.section is not None else None
+        where = f"“{parent.title}”" if parent is not None else f"《{scope.doc.title}》"
+        return f"{where}中讲到这方面的有{len(headings)}点：\n{lines}"
+    where = f"《{scope.doc.title}》" if scope.section is None else f"“{scope.section.title}”"
     return f"{where}分为{len(headings)}个部分：\n{lines}"
 
 
@@ -258,6 +288,9 @@ def outline_answer(query: str, hits: list[Hit], index: SearchIndex,
     if scope is None:
         return None
     headings = children(scope.doc, scope.section)
+    themed = len(headings) < 2
+    if themed:
+        headings = theme_siblings(query, scope)
     if len(headings) < 2:
         return None
     by_id = {hit.passage.passage_id: hit for hit in hits}
@@ -285,5 +318,5 @@ def outline_answer(query: str, hits: list[Hit], index: SearchIndex,
         OutlineItem(h.title, h.level, h.path, h.heading_start, h.heading_end,
                     i if i is not None and i < len(ranked) else None)
         for h, i in zip(headings, where, strict=True))
-    return Answer(query=query, text=_describe(scope, headings), answerable=True, hits=tuple(ranked),
+    return Answer(query=query, text=_describe(scope, headings, themed), answerable=True, hits=tuple(ranked),
                   confidence=round(scope.coverage, 4), source=0, outline=items)

@@ -125,3 +125,51 @@ def test_questions_the_outline_does_not_answer(ask):
     assert ask("招商引资有哪几个方面") is None  # names nothing an outline or title holds
     # No document named: the one retrieval ranks first (the speech, by its title's 讲话).
     assert len(ask("这篇讲话讲了哪几点").outline) == 3
+
+
+THEMED = """# 在全县经济工作会议上的讲话
+
+李 明
+
+(2022年1月5日)
+
+## 一、抓好经济工作
+
+一要扩大有效投资，夯实乡村振兴的产业基础。今年安排项目120个。
+
+二要改善农村基础设施，补齐乡村振兴的短板。新建农村公路80公里。
+
+三要加强人才培养，增强乡村振兴的内生动力。培训高素质农民3000人。
+
+四要做好安全生产工作。开展隐患排查整治。
+
+## 二、加强作风建设
+
+各级干部要转变作风，狠抓落实。
+"""
+
+
+@pytest.fixture(scope="module")
+def ask_themed():
+    index = build_index([document_from_text(THEMED, "themed.md"), document_from_text(NEWS, "news.txt")],
+                        HashingEmbedder())
+    retriever = HybridRetriever(index, HashingEmbedder())
+    return lambda question: outline_answer(question, retriever.search(question, top_k=5), index)
+
+
+def test_points_sharing_the_asked_theme_are_listed(ask_themed):
+    """Matched to one of several points that all name 乡村振兴: the answer is those points, not one or all four."""
+    answer = ask_themed("乡村振兴讲了哪几个方面")
+    assert answer is not None
+    assert [item.title for item in answer.outline] == [
+        "一要扩大有效投资，夯实乡村振兴的产业基础", "二要改善农村基础设施，补齐乡村振兴的短板",
+        "三要加强人才培养，增强乡村振兴的内生动力"]
+    assert answer.text.startswith("“一、抓好经济工作”中讲到这方面的有3点")
+    for item in answer.outline:
+        hit = answer.hits[item.hit]
+        assert hit.passage.text[hit.answer.start:hit.answer.end].startswith(item.title)
+
+
+def test_a_point_of_its_own_is_not_a_theme(ask_themed):
+    """One point names 安全生产, no other: nothing to list."""
+    assert ask_themed("安全生产讲了哪几个方面") is None
