@@ -41,12 +41,13 @@ class MilvusQAService(QAService):
         self.store = store
         self.keyword_text = KeywordText(analyzer, self.index_config.tokenizer)
 
-    def load(self) -> None:
+    def load(self, warn: bool = True) -> None:
         if not self.store.exists():
             raise IndexNotFoundError(f"no index in Milvus at {self.store.uri} (collections {self.store.passages_name}, "
                                      f"{self.store.documents_name}); run `qa index` to fill it")
         self._publish(MilvusIndex.read(self.store, self.keyword_text))
-        self._warn_if_built_otherwise()
+        if warn:
+            self._warn_if_built_otherwise()
 
     def _warn_if_built_otherwise(self) -> None:
         """Collections built with the other sentence-vector setting are served as built; say how to update them."""

@@ -117,7 +117,7 @@ class MilvusStore:
         Args:
             uri: server address, e.g. ``http://127.0.0.1:19530``.
             dim: size of the dense vectors.
-            collection: name prefix of the two collections.
+            collection: name prefix of the collections.
             token: ``user:password`` or an API key; empty for none.
             db_name: Milvus database.
             consistency_level: used on collection creation and on every search and query

@@ -179,6 +179,7 @@ def test_turning_sentence_vectors_on_serves_the_old_index_and_qa_index_rebuilds_
     caplog.clear()
     report = turned_on.index_paths([tiny_dir])
     assert not report.unchanged and "rebuilding Milvus collections" in caplog.text
+    assert "run `qa index`" not in caplog.text  # `qa index` says what it does, not what to run
     assert turned_on.store.has_sentences() and turned_on.snapshot.data.sentences
     assert _sentence_rows(turned_on.store) == _expected_sentence_rows(turned_on.snapshot.data)
     _assert_same(_ranking(faiss, query), _ranking(turned_on, query))
