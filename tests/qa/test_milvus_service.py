@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("pymilvus")
@@ -112,6 +113,32 @@ def test_milvus_ranks_by_sentence_vectors_as_faiss_does(stores, milvus_uri: str,
             if hit.passage.passage_id in dense_of and hit.dense_score is not None:
                 assert hit.dense_score == pytest.approx(dense_of[hit.passage.passage_id], abs=1e-5)
     assert differs, "sentence vectors changed no ranking: the comparison would not tell them from passage vectors"
+
+
+class CountingEmbedder(HashingEmbedder):
+    """The hashing embedder, counting the texts it encodes for documents."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoded = 0
+
+    def encode_documents(self, texts: list[str]) -> np.ndarray:
+        self.encoded += len(texts)
+        return super().encode_documents(texts)
+
+
+def test_sentence_vectors_come_from_the_embedding_cache(stores, milvus_uri: str, tmp_path: Path, tiny_docs) -> None:
+    embedder = CountingEmbedder()
+    faiss = QAService(tmp_path / "index", embedder, None, SENTENCES)
+    faiss.index_documents(list(tiny_docs))
+    assert embedder.encoded > 0
+    embedder.encoded = 0
+    milvus = _milvus(stores, milvus_uri, tmp_path / "index", SENTENCES)
+    milvus.embedder = embedder
+    milvus.index_documents(list(tiny_docs))  # same passages and sentences: every vector is in the cache
+    assert embedder.encoded == 0
+    assert _sentence_rows(milvus.store) == _expected_sentence_rows(milvus.snapshot.data)
+    _assert_same(_ranking(faiss, "清河镇发展了多少座食用菌大棚"), _ranking(milvus, "清河镇发展了多少座食用菌大棚"))
 
 
 def _sentence_rows(store: MilvusStore) -> list[int]:

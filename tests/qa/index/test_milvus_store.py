@@ -123,6 +123,22 @@ def test_sentence_search_returns_each_passage_once_scored_by_its_best_sentence(s
     assert scores[3] == pytest.approx(float(corpus["vectors"][3] @ query), abs=1e-5)
 
 
+def test_passage_scores_read_the_rows_an_approximate_search_left_out(filled: MilvusStore, corpus: dict,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    run = filled._run
+
+    def one_hit_only(what, sparse, search):  # as an HNSW/IVF index may return fewer rows than the filter allows
+        hits = run(what, sparse, search)
+        return [hits[0][:1]] if what == "passage scores" else hits
+
+    monkeypatch.setattr(filled, "_run", one_hit_only)
+    query = HashingEmbedder(DIM).encode_queries(["消防演练"])[0]
+    scores = filled.passage_scores(query, [7, 0, 13])
+    assert sorted(scores) == [0, 7, 13]
+    for row, score in scores.items():
+        assert score == pytest.approx(float(corpus["vectors"][row] @ query), abs=1e-5)
+
+
 def test_deleting_a_document_deletes_its_sentences(sentenced, corpus: dict) -> None:
     store, _, _ = sentenced
     gone = "统计公报.txt"
