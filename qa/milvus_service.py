@@ -9,11 +9,15 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from embeddings import Embedder, encode_documents_cached
+import numpy as np
+
+from embeddings import Embedder
 from qa.errors import IndexNotFoundError
+from qa.index.build import encode_rows
 from qa.index.milvus_index import ANALYZERS, KeywordText, MilvusIndex
 from qa.index.milvus_store import MilvusStore
 from qa.index.segments import IndexConfig, cut_index_passages, keyword_texts
+from qa.index.sentences import sentences_of
 from qa.index.versions import open_cache
 from qa.search.retriever import RetrievalConfig
 from qa.service import QAService
@@ -36,40 +40,61 @@ class MilvusQAService(QAService):
             raise ValueError(f"analyzer must be one of {', '.join(ANALYZERS)}, got {analyzer!r}")
         self.store = store
         self.keyword_text = KeywordText(analyzer, self.index_config.tokenizer)
-        if self.index_config.sentence_vectors:
-            logger.warning("QA_SENTENCE_VECTORS has no effect on the Milvus backend: it keeps one vector per passage")
 
-    def load(self) -> None:
+    def load(self, warn: bool = True) -> None:
         if not self.store.exists():
             raise IndexNotFoundError(f"no index in Milvus at {self.store.uri} (collections {self.store.passages_name}, "
                                      f"{self.store.documents_name}); run `qa index` to fill it")
         self._publish(MilvusIndex.read(self.store, self.keyword_text))
+        if warn:
+            self._warn_if_built_otherwise()
+
+    def _warn_if_built_otherwise(self) -> None:
+        """Collections built with the other sentence-vector setting are served as built; say how to update them."""
+        data = self.snapshot.data
+        if isinstance(data, MilvusIndex) and data.sentences != self.index_config.sentence_vectors:
+            logger.warning("Milvus collections %s were built %s sentence vectors but QA_SENTENCE_VECTORS=%s; they are "
+                           "served as built: run `qa index` to rebuild them (cached vectors are reused)",
+                           self.store.passages_name[:-len("_passages")], "with" if data.sentences else "without",
+                           str(self.index_config.sentence_vectors).lower())
 
     def _write(self, current: MilvusIndex | None, add: list[Document], remove: list[str],
                progress: Callable[[int], None] | None = None) -> MilvusIndex:
-        """Delete `remove`, embed and insert `add` (a None `current` starts from empty collections)."""
+        """Delete `remove`, embed and insert `add` (a None `current` starts from empty collections).
+
+        An index keeps the sentence-vector setting it was built with (`current.sentences`), as a FAISS index does.
+        """
         if current is None:
-            self.store.reset()
-            current = MilvusIndex(self.store, {}, {}, self.keyword_text)
+            self.store.reset(sentences=self.index_config.sentence_vectors)
+            current = MilvusIndex(self.store, {}, {}, self.keyword_text, self.index_config.sentence_vectors)
         for doc_id in remove:
             self.store.delete_document(doc_id)
         passages, texts = cut_index_passages(add, self.index_config)
         added_passages: dict[int, Passage] = {}
         if passages:
-            with open_cache(self.index_dir) as cache:
-                vectors = encode_documents_cached(self.embedder, texts, cache, batch_size=self.batch_size,
-                                                  progress=progress)
             first = max(self.store.max_row(), max(current.passages, default=-1)) + 1
-            rows = list(range(first, first + len(passages)))
+            rows = np.arange(first, first + len(passages), dtype=np.int64)
+            sentences = sentences_of(passages, texts) if current.sentences else None
+            # One encoding pass over passages and sentences, cache first (as `qa.index.build` does for FAISS).
+            with open_cache(self.index_dir) as cache:
+                vectors = encode_rows(rows, sentences, texts, self.embedder, cache, self.batch_size, progress)
             keywords = [self.keyword_text(t) for t in keyword_texts(passages, texts, add, self.index_config)]
-            self.store.add([d.to_dict(with_text=True) for d in add], rows, [p.doc_id for p in passages],
-                           [p.to_dict() for p in passages], keywords, vectors)
-            added_passages = dict(zip(rows, passages))
+            self.store.add([d.to_dict(with_text=True) for d in add], rows.tolist(), [p.doc_id for p in passages],
+                           [p.to_dict() for p in passages], keywords, vectors.passage_vectors,
+                           vectors.sentence_ids, vectors.sentence_vectors)
+            added_passages = dict(zip(rows.tolist(), passages))
         return current.changed({d.doc_id: d for d in add}, added_passages, remove)
 
     def _reusable(self, current: MilvusIndex) -> bool:
-        """Collections record no build settings: after changing the model or analyzer, `qa index --rebuild`."""
-        return True
+        """Whether the collections match the sentence-vector setting (else `qa index` rebuilds them, from cached
+        vectors). They record no other build setting: after changing the model or analyzer, `qa index --rebuild`."""
+        if current.sentences == self.index_config.sentence_vectors:
+            return True
+        logger.warning("rebuilding Milvus collections %s %s sentence vectors (QA_SENTENCE_VECTORS=%s)",
+                       self.store.passages_name[:-len("_passages")],
+                       "with" if self.index_config.sentence_vectors else "without",
+                       str(self.index_config.sentence_vectors).lower())
+        return False
 
     def _rebuild(self, documents: list[Document], progress: Callable[[int], None] | None) -> MilvusIndex:
         return self._write(None, documents, [], progress)

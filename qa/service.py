@@ -223,17 +223,19 @@ class QAService:
         if len(snapshot.pending) and self.background_vectors:
             self._start_vector_worker()
 
-    def load(self) -> None:
+    def load(self, warn: bool = True) -> None:
         """Load the live version (raises IndexNotFoundError/IndexMismatchError/IndexCorruptError).
 
         A version that another process replaces, and removes, while this one reads it is not an error: the newer
-        version is read instead (a few times at most).
+        version is read instead (a few times at most). `warn`: log when it was built with other settings (not when
+        the caller is about to rebuild it).
         """
         for _ in range(5):
             live = live_version_name(self.index_dir)
             try:
                 self._publish(load_index(self.index_dir, self.embedder.name, self.embedder.dim))
-                self._warn_if_built_otherwise()
+                if warn:
+                    self._warn_if_built_otherwise()
                 return
             except (IndexCorruptError, IndexNotFoundError):
                 if live is None or live_version_name(self.index_dir) == live:
@@ -273,7 +275,12 @@ class QAService:
 
     def _reusable(self, current: IndexData) -> bool:
         """Whether `current` was built with this service's settings (else a change means a rebuild)."""
-        return current.config == self.index_config
+        if current.config == self.index_config:
+            return True
+        logger.warning("rebuilding the index in %s with the configured settings (sentence vectors: %s, titles in "
+                       "keyword search: %s)", self.index_dir, self.index_config.sentence_vectors,
+                       self.index_config.keyword_titles)
+        return False
 
     def _rebuild(self, documents: list[Document], progress: Callable[[int], None] | None) -> IndexData:
         """A new index holding exactly `documents`, saved as the live version (not yet published)."""
@@ -318,7 +325,7 @@ class QAService:
             current = None
             if not rebuild:
                 try:
-                    self.load()
+                    self.load(warn=False)  # built with other settings: `_reusable` says so and it is rebuilt
                     current = self.snapshot.data
                 except IndexNotFoundError:
                     current = None

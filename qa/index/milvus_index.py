@@ -1,5 +1,9 @@
 """The read view of an index kept in Milvus: passages, vectors and Milvus's own BM25 live in a Milvus server.
 
+With sentence vectors (`QA_SENTENCE_VECTORS`, fixed when the collections are built) a sentences collection sits
+next to the passages one and the dense score of a passage is the FAISS backend's: its best sentence mixed with its
+passage vector (`dense_search`).
+
 Milvus scores BM25 over the terms its analyzer gives. Two choices (`QA_MILVUS_ANALYZER`):
 - ``ngram`` (default): the text Milvus indexes is our own char 1-3-gram tokens joined by spaces, split by Milvus's
   whitespace tokenizer, so keyword search finds what the FAISS backend's BM25 finds (measured best on the dev set);
@@ -21,6 +25,7 @@ import numpy as np
 
 from qa.index.milvus_store import MilvusStore
 from qa.index.segments import is_title_block, passage_index_text
+from qa.index.sentences import mix
 from qa.index.tokenize import create_tokenizer
 from qa.index.versions import document_from_dict
 from qa.types import Document, Passage
@@ -54,6 +59,8 @@ class MilvusIndex:
     documents: Mapping[str, Document]
     passages: Mapping[int, Passage]
     keyword_text: KeywordText = KeywordText()
+    # Whether the index keeps sentence vectors (its sentences collection exists): fixed when it is built.
+    sentences: bool = False
     doc_rows: Mapping[str, list[int]] = field(init=False)
     header_rows: frozenset[int] = field(init=False)
 
@@ -73,7 +80,7 @@ class MilvusIndex:
     def read(cls, store: MilvusStore, keyword_text: KeywordText) -> MilvusIndex:
         documents = {d.doc_id: d for d in map(document_from_dict, store.load_documents())}
         passages = {row: Passage.from_dict(p) for row, p in store.load_passages()}
-        return cls(store, documents, passages, keyword_text)
+        return cls(store, documents, passages, keyword_text, store.has_sentences())
 
     def changed(self, added: Mapping[str, Document], added_passages: Mapping[int, Passage],
                 removed: Iterable[str] = ()) -> MilvusIndex:
@@ -81,7 +88,7 @@ class MilvusIndex:
         gone = set(removed)
         documents = {k: v for k, v in self.documents.items() if k not in gone} | dict(added)
         passages = {r: p for r, p in self.passages.items() if p.doc_id not in gone} | dict(added_passages)
-        return MilvusIndex(self.store, documents, passages, self.keyword_text)
+        return MilvusIndex(self.store, documents, passages, self.keyword_text, self.sentences)
 
     @property
     def passage_count(self) -> int:
@@ -92,9 +99,22 @@ class MilvusIndex:
         return self.store.keyword_search(text, n, doc_ids) if text.strip() else {}
 
     def dense_search(self, vector: np.ndarray, n: int, doc_ids: list[str] | None = None,
-                     sentence_weight: float = 1.0) -> dict[int, float]:
-        """Passage vectors only: Milvus keeps no sentence vectors yet, so `sentence_weight` has no effect here."""
-        return self.store.dense_search(vector, n, doc_ids)
+                     sentence_weight: float = 0.5) -> dict[int, float]:
+        """Top `n` rows by cosine to `vector`, within `doc_ids` when given; the same scores as the FAISS index.
+
+        With sentence vectors a row scores `sentence_weight * best sentence + (1 - sentence_weight) * passage
+        vector` (`qa.index.segments.IndexData.dense_search`): Milvus returns the `n` passages with the best
+        sentences, grouped by passage, then their passage vectors are scored exactly. Without, by the passage
+        vector alone.
+        """
+        if not self.sentences:
+            return self.store.dense_search(vector, n, doc_ids)
+        # A row another process wrote after this view was read has no passage here to cite: left out.
+        found = {r: s for r, s in self.store.sentence_search(vector, n, doc_ids).items() if r in self.passages}
+        best = dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))[:n])
+        if sentence_weight >= 1.0 or not best:
+            return best
+        return mix(best, self.store.passage_scores(vector, list(best)), sentence_weight)
 
     def tune(self, ef_search: int, nprobe: int) -> None:
         """Search breadth is the Milvus index's own setting here."""

@@ -1,10 +1,15 @@
-"""Milvus backend: passages (text, dense vector, Milvus-side BM25 sparse vector) and documents in two collections.
+"""Milvus backend: passages (text, dense vector, Milvus-side BM25 sparse vector), documents and, optionally, sentences.
 
 ``{collection}_passages``: ``row`` (INT64 primary key, assigned by the caller), ``doc_key``, ``doc_id``,
 ``passage`` (the passage dict as JSON), ``text`` (VARCHAR analysed by Milvus, default analyzer
 ``{"type": "chinese"}`` = jieba in search mode + a filter that keeps Han/letter/digit tokens), ``sparse``
 (filled by a Milvus BM25 function from ``text``; SPARSE_INVERTED_INDEX, metric BM25) and ``dense``
 (FLOAT_VECTOR, metric IP).
+
+``{collection}_sentences`` (only for an index with sentence vectors, `qa.index.sentences`): ``sid`` (INT64 primary
+key, ``row << 16 | j`` as in the FAISS sentence index), ``row`` (the passage), ``doc_key`` and ``dense``
+(FLOAT_VECTOR, metric IP, the passages' index type). A sentence search groups its hits by ``row``
+(``group_by_field``), so Milvus returns each passage once, scored by its best sentence (max-sim).
 
 ``{collection}_documents``: each document dict as JSON, split into chunks of at most 65535 UTF-8 bytes (the VARCHAR
 limit), one row per chunk, reassembled on read. Milvus needs a vector field in every collection, so the rows carry
@@ -29,6 +34,7 @@ from typing import Any, Self
 import numpy as np
 
 from qa.errors import BackendError
+from qa.index.sentences import SENTENCE_BITS
 
 __all__ = ["MilvusStore", "MilvusStoreError"]
 
@@ -111,7 +117,7 @@ class MilvusStore:
         Args:
             uri: server address, e.g. ``http://127.0.0.1:19530``.
             dim: size of the dense vectors.
-            collection: name prefix of the two collections.
+            collection: name prefix of the collections.
             token: ``user:password`` or an API key; empty for none.
             db_name: Milvus database.
             consistency_level: used on collection creation and on every search and query
@@ -131,6 +137,7 @@ class MilvusStore:
         self.analyzer: dict = analyzer if analyzer is not None else {"type": "chinese"}
         self.dense_index, self.timeout = dense_index, timeout
         self.passages_name, self.documents_name = f"{collection}_passages", f"{collection}_documents"
+        self.sentences_name = f"{collection}_sentences"
         try:
             import pymilvus
         except ImportError as exc:
@@ -166,25 +173,28 @@ class MilvusStore:
     # --- collections -------------------------------------------------------------------------------------------
 
     def exists(self) -> bool:
-        """True when both collections exist."""
+        """True when the passages and documents collections exist (the sentences one is optional)."""
         with self._call("has_collection"):
             return all(self.client.has_collection(n, timeout=self.timeout)
                        for n in (self.passages_name, self.documents_name))
 
+    def has_sentences(self) -> bool:
+        """True when the index keeps sentence vectors (its sentences collection exists)."""
+        with self._call("has_collection"):
+            return bool(self.client.has_collection(self.sentences_name, timeout=self.timeout))
+
     def drop(self) -> None:
-        """Drops both collections (when they exist): what deleting a knowledge base does on Milvus."""
+        """Drops all the index's collections (when they exist): what deleting a knowledge base does on Milvus."""
         with self._call("drop"):
-            for name in (self.passages_name, self.documents_name):
+            for name in (self.passages_name, self.documents_name, self.sentences_name):
                 if self.client.has_collection(name, timeout=self.timeout):
                     self.client.drop_collection(name, timeout=self.timeout)
 
-    def reset(self) -> None:
-        """Drops and recreates both collections, empty, indexed and loaded."""
+    def reset(self, sentences: bool = False) -> None:
+        """Drops and recreates the collections, empty, indexed and loaded; with `sentences` the sentences one too."""
         DataType, pm = self._pm.DataType, self._pm
+        self.drop()
         with self._call("reset"):
-            for name in (self.passages_name, self.documents_name):
-                if self.client.has_collection(name, timeout=self.timeout):
-                    self.client.drop_collection(name, timeout=self.timeout)
 
             schema = self.client.create_schema(auto_id=False)
             schema.add_field("row", DataType.INT64, is_primary=True)
@@ -215,6 +225,21 @@ class MilvusStore:
             index.add_index("pad", index_type="FLAT", metric_type="L2")
             self.client.create_collection(self.documents_name, schema=schema, index_params=index,
                                           consistency_level=self.consistency_level, timeout=self.timeout)
+            if sentences:
+                self._create_sentences()
+
+    def _create_sentences(self) -> None:
+        DataType = self._pm.DataType
+        schema = self.client.create_schema(auto_id=False)
+        schema.add_field("sid", DataType.INT64, is_primary=True)
+        schema.add_field("row", DataType.INT64)
+        schema.add_field("doc_key", DataType.VARCHAR, max_length=64)
+        schema.add_field("dense", DataType.FLOAT_VECTOR, dim=self.dim)
+        index = self.client.prepare_index_params()
+        index.add_index("dense", index_type=self.dense_index, metric_type="IP")
+        index.add_index("doc_key", index_type="INVERTED")
+        self.client.create_collection(self.sentences_name, schema=schema, index_params=index,
+                                      consistency_level=self.consistency_level, timeout=self.timeout)
 
     # --- writes ------------------------------------------------------------------------------------------------
 
@@ -226,8 +251,12 @@ class MilvusStore:
         passages: list[dict],
         texts: list[str],
         vectors: np.ndarray,
+        sentence_ids: np.ndarray | None = None,
+        sentence_vectors: np.ndarray | None = None,
     ) -> None:
-        """Inserts documents and their passages. Callers delete a document before adding it again.
+        """Inserts documents, their passages and (for an index with sentence vectors) their sentences.
+
+        Callers delete a document before adding it again.
 
         Args:
             documents: JSON-able document dicts, each with a ``doc_id`` key; any size (split across rows).
@@ -236,9 +265,13 @@ class MilvusStore:
             passages: JSON-able passage dicts; each must serialize to at most 65535 UTF-8 bytes.
             texts: the normalized text Milvus indexes for BM25 (cut at 65535 UTF-8 bytes).
             vectors: float32 array (len(rows), dim), L2-normalized.
+            sentence_ids: ids ``row << 16 | j`` (`qa.index.sentences.sentence_ids`) of the passages' sentences;
+                None or empty: none (required empty when the store has no sentences collection).
+            sentence_vectors: float32 array (len(sentence_ids), dim), L2-normalized.
 
         Raises:
-            ValueError: if the lengths or the vector shape do not match, or a passage or document is too large.
+            ValueError: if the lengths or the vector shape do not match, a passage or document is too large, or
+                sentences are given for rows not in `rows`.
             MilvusStoreError: if the insert fails.
         """
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -248,6 +281,7 @@ class MilvusStore:
         if len(rows) and (vectors.ndim != 2 or vectors.shape[1] != self.dim):
             raise ValueError(f"vectors have shape {vectors.shape}; expected (n, {self.dim})")
 
+        sentence_rows = self._sentence_rows(rows, doc_ids, sentence_ids, sentence_vectors)
         passage_rows = []
         for row, doc_id, passage, text, vector in zip(rows, doc_ids, passages, texts, vectors):
             data = _dumps(passage)
@@ -270,11 +304,41 @@ class MilvusStore:
         with self._call(f"insert into {self.passages_name}"):
             for batch in _batches(passage_rows, lambda r: (len(r["passage"]) + len(r["text"])) * 3 + 12 * self.dim):
                 self.client.insert(self.passages_name, batch, timeout=self.timeout)
+        # Sentences last: a sentence hit never names a passage row that is not stored.
+        if sentence_rows:
+            with self._call(f"insert into {self.sentences_name}"):
+                for batch in _batches(sentence_rows, lambda r: 12 * self.dim + 100):
+                    self.client.insert(self.sentences_name, batch, timeout=self.timeout)
+
+    def _sentence_rows(self, rows: list[int], doc_ids: list[str], ids: np.ndarray | None,
+                       vectors: np.ndarray | None) -> list[dict]:
+        """The sentence entities to insert, checked against the passages they belong to."""
+        if ids is None or not len(ids):
+            return []
+        ids = np.asarray(ids, dtype=np.int64)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape != (len(ids), self.dim):
+            raise ValueError(f"sentence vectors have shape {vectors.shape}; expected ({len(ids)}, {self.dim})")
+        owner = dict(zip((int(r) for r in rows), doc_ids))
+        owners = (ids >> SENTENCE_BITS).tolist()
+        strays = sorted({r for r in owners if r not in owner})
+        if strays:
+            raise ValueError(f"sentence vectors for passage rows {strays[:5]} that add() is not inserting")
+        if not self.has_sentences():
+            raise ValueError(f"{self.sentences_name} does not exist: reset(sentences=True) makes an index with "
+                             f"sentence vectors")
+        keys = {doc_id: _doc_key(doc_id) for doc_id in set(doc_ids)}
+        return [{"sid": int(sid), "row": row, "doc_key": keys[owner[row]], "dense": vector.tolist()}
+                for sid, row, vector in zip(ids.tolist(), owners, vectors)]
 
     def delete_document(self, doc_id: str) -> None:
-        """Removes a document's passages and its document rows (no error if there are none)."""
+        """Removes a document's passages, sentences and document rows (no error if there are none)."""
         expr = f'doc_key == "{_doc_key(doc_id)}"'
+        sentences = self.has_sentences()
         with self._call(f"delete of document {doc_id!r}"):
+            # Sentences first: a sentence hit never names a passage row that is gone.
+            if sentences:
+                self.client.delete(self.sentences_name, filter=expr, timeout=self.timeout)
             self.client.delete(self.passages_name, filter=expr, timeout=self.timeout)
             self.client.delete(self.documents_name, filter=expr, timeout=self.timeout)
 
@@ -372,6 +436,45 @@ class MilvusStore:
     def dense_search(self, vector: np.ndarray, n: int, doc_ids: list[str] | None = None) -> dict[int, float]:
         """Nearest passages by inner product (cosine for normalized vectors): row -> score, best first."""
         return self._search("dense search", self._dense_data(vector), "dense", {"metric_type": "IP"}, n, doc_ids)
+
+    def sentence_search(self, vector: np.ndarray, n: int, doc_ids: list[str] | None = None) -> dict[int, float]:
+        """The `n` passages with the nearest sentences, each scored by its best one (max-sim): row -> score.
+
+        Milvus groups the sentence hits by passage row itself (``group_by_field``, one hit per group), so `n`
+        passages come back from one search however many of their sentences rank near the top.
+        """
+        if n <= 0 or doc_ids == []:
+            return {}
+        hits = self._run("sentence search", False, lambda: self.client.search(
+            self.sentences_name, data=self._dense_data(vector), anns_field="dense", limit=min(n, _TOPK_MAX),
+            filter=self._filter(doc_ids), group_by_field="row", group_size=1, output_fields=["row"],
+            search_params={"metric_type": "IP"}, timeout=self.timeout, consistency_level=self.consistency_level))
+        return {int(h["entity"]["row"]): float(h["distance"]) for h in hits[0]}
+
+    def passage_scores(self, vector: np.ndarray, rows: list[int]) -> dict[int, float]:
+        """Exact inner products of `vector` with the passage vectors of `rows` (rows not stored are left out).
+
+        A search filtered to `rows` (one round trip returning scores only: ~1 ms where reading 50 vectors took
+        ~3 ms); a row that an approximate index (HNSW, IVF) leaves out of it is read by primary key and scored here.
+        """
+        data = self._dense_data(vector)
+        rows = sorted({int(r) for r in rows})
+        if not rows:
+            return {}
+        hits = self._run("passage scores", False, lambda: self.client.search(
+            self.passages_name, data=data, anns_field="dense", limit=min(len(rows), _TOPK_MAX),
+            filter=f"row in {rows}", search_params={"metric_type": "IP"}, timeout=self.timeout,
+            consistency_level=self.consistency_level))
+        scores = {int(h["id"]): float(h["distance"]) for h in hits[0]}
+        missing = [r for r in rows if r not in scores]
+        if missing:
+            with self._call(f"read of {self.passages_name}"):
+                found = self.client.get(self.passages_name, ids=missing, output_fields=["row", "dense"],
+                                        timeout=self.timeout, consistency_level=self.consistency_level)
+            query = np.asarray(data[0], dtype=np.float32)
+            for entity in found:
+                scores[int(entity["row"])] = float(np.asarray(entity["dense"], dtype=np.float32) @ query)
+        return scores
 
     def hybrid_search(
         self,

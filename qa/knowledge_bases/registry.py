@@ -6,7 +6,7 @@ install that never names a knowledge base works as before. Every other knowledge
 
     <data_dir>/<name>/kb.json     name, description, embedding model, creation time
     <data_dir>/<name>/index/      its index folder (FAISS + BM25), or only its embedding cache on Milvus
-    Milvus: collections <milvus_collection>_kb_<name>_passages / _documents
+    Milvus: collections <milvus_collection>_kb_<name>_passages / _documents (/ _sentences with sentence vectors)
 
 The folder is the unit of creation and deletion: creating writes a hidden temporary folder and renames it into
 place, deleting renames the folder to a hidden trash name before removing it, so a crash leaves a knowledge base

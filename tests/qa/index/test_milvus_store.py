@@ -14,9 +14,12 @@ import pytest
 
 pytest.importorskip("pymilvus")
 
+import numpy as np
+
 from embeddings.hashing import HashingEmbedder
 from qa.errors import QAError
 from qa.index.milvus_store import MilvusStore, MilvusStoreError
+from qa.index.sentences import SENTENCE_BITS, group_max, sentence_ids
 from tests.milvus_fixture import ensure_milvus_server
 
 DIM = 64
@@ -57,8 +60,7 @@ def store(milvus_uri: str) -> Iterator[MilvusStore]:
     milvus = MilvusStore(milvus_uri, dim=DIM, collection=f"t_{uuid.uuid4().hex[:12]}", dense_index="FLAT")
     milvus.reset()
     yield milvus
-    for name in (milvus.passages_name, milvus.documents_name):
-        milvus.client.drop_collection(name)
+    milvus.drop()
     milvus.close()
 
 
@@ -82,6 +84,87 @@ def corpus() -> dict:
 def filled(store: MilvusStore, corpus: dict) -> MilvusStore:
     store.add(**corpus)
     return store
+
+
+def _halves(text: str) -> list[str]:
+    """Two "sentences" of a passage: its text cut at its first comma (or in the middle)."""
+    cut = text.find("，") + 1 or len(text) // 2
+    return [text[:cut], text[cut:]]
+
+
+@pytest.fixture
+def sentenced(store: MilvusStore, corpus: dict) -> tuple[MilvusStore, np.ndarray, np.ndarray]:
+    """The corpus in a store with sentence vectors: two sentences per passage. Returns (store, ids, vectors)."""
+    store.reset(sentences=True)
+    texts = [half for t in corpus["texts"] for half in _halves(t)]
+    ids = sentence_ids(corpus["rows"], [2] * len(corpus["rows"]))
+    vectors = HashingEmbedder(DIM).encode_documents(texts)
+    store.add(**corpus, sentence_ids=ids, sentence_vectors=vectors)
+    return store, ids, vectors
+
+
+def test_sentence_search_returns_each_passage_once_scored_by_its_best_sentence(sentenced, corpus: dict) -> None:
+    store, ids, vectors = sentenced
+    query = HashingEmbedder(DIM).encode_queries(["开学前完成网上注册"])[0]
+    expected = group_max(zip(ids.tolist(), (vectors @ query).tolist()), lambda sid: sid >> SENTENCE_BITS)
+    ranked = sorted(expected.items(), key=lambda kv: -kv[1])
+    # 5 passages, not 5 sentences: the grouping spans more than 5 sentence hits when a passage has two near the top.
+    hits = store.sentence_search(query, 5)
+    assert list(hits) == [row for row, _ in ranked[:5]]
+    assert list(hits.values()) == pytest.approx([score for _, score in ranked[:5]], abs=1e-5)
+    assert set(store.sentence_search(query, 100)) == set(corpus["rows"])
+    odd_id = 'doc "quoted" \\ back\nslash'
+    allowed = {row for row, d in zip(corpus["rows"], corpus["doc_ids"]) if d == odd_id}
+    assert set(store.sentence_search(query, 100, doc_ids=[odd_id])) == allowed
+    assert store.sentence_search(query, 5, doc_ids=[]) == {}
+    # The passage vectors of chosen rows, scored exactly; a row not stored is left out.
+    scores = store.passage_scores(query, [3, 0, 999])
+    assert set(scores) == {0, 3}
+    assert scores[3] == pytest.approx(float(corpus["vectors"][3] @ query), abs=1e-5)
+
+
+def test_passage_scores_read_the_rows_an_approximate_search_left_out(filled: MilvusStore, corpus: dict,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    run = filled._run
+
+    def one_hit_only(what, sparse, search):  # as an HNSW/IVF index may return fewer rows than the filter allows
+        hits = run(what, sparse, search)
+        return [hits[0][:1]] if what == "passage scores" else hits
+
+    monkeypatch.setattr(filled, "_run", one_hit_only)
+    query = HashingEmbedder(DIM).encode_queries(["消防演练"])[0]
+    scores = filled.passage_scores(query, [7, 0, 13])
+    assert sorted(scores) == [0, 7, 13]
+    for row, score in scores.items():
+        assert score == pytest.approx(float(corpus["vectors"][row] @ query), abs=1e-5)
+
+
+def test_deleting_a_document_deletes_its_sentences(sentenced, corpus: dict) -> None:
+    store, _, _ = sentenced
+    gone = "统计公报.txt"
+    store.delete_document(gone)
+    rows = {e["row"] for e in store.client.query(store.sentences_name, filter="", output_fields=["row"],
+                                                 consistency_level="Strong", limit=1000)}
+    assert rows == {r for r, d in zip(corpus["rows"], corpus["doc_ids"]) if d != gone}
+    query = HashingEmbedder(DIM).encode_queries(["固定资产投资"])[0]
+    assert set(store.sentence_search(query, 100)) == rows
+
+
+def test_sentences_are_checked_and_dropped_with_the_index(store: MilvusStore, corpus: dict) -> None:
+    ids = sentence_ids(corpus["rows"], [1] * len(corpus["rows"]))
+    assert not store.has_sentences()
+    with pytest.raises(ValueError, match="sentences=True"):
+        store.add(**corpus, sentence_ids=ids, sentence_vectors=corpus["vectors"])
+    store.reset(sentences=True)
+    with pytest.raises(ValueError, match="not inserting"):
+        store.add(**corpus, sentence_ids=ids + (100 << SENTENCE_BITS), sentence_vectors=corpus["vectors"])
+    with pytest.raises(ValueError, match="shape"):
+        store.add(**corpus, sentence_ids=ids, sentence_vectors=corpus["vectors"][:, :10])
+    assert store.has_sentences() and store.exists()
+    store.drop()  # what deleting a knowledge base does
+    assert not store.exists() and not store.has_sentences()
+    store.reset()
+    assert store.exists() and not store.has_sentences()
 
 
 def test_reset_creates_empty_collections(store: MilvusStore) -> None:
