@@ -195,7 +195,6 @@ def test_an_upload_after_the_delete_fails_and_leaves_no_folder_behind(manager):
 
 
 def test_a_delete_waits_for_the_upload_being_written(manager):
-    """The delete waits for a change holding the write lock; a change that waited behind it meets a deleted folder."""
     held = manager.service("tiny")
     writing = WriteLock(held.index_dir, 30.0)
     writing.__enter__()  # an upload being written
@@ -205,22 +204,32 @@ def test_a_delete_waits_for_the_upload_being_written(manager):
     time.sleep(0.3)
     assert not deleted.is_set(), "the delete did not wait for the write in progress"
     assert manager.registry.exists("tiny")
-    waiting = WriteLock(held.index_dir, 30.0, create=False)
+    writing.release()
+    deleting.join(10)
+    assert deleted.is_set() and not manager.registry.exists("tiny")
+    assert not manager.registry.folder("tiny").exists()
+
+
+def test_a_change_that_waited_behind_a_delete_meets_the_deleted_folder(manager):
+    """The delete holds the write lock while it renames the folder away: the change waiting for it writes nothing."""
+    index_dir = manager.service("tiny").index_dir
+    deleting = WriteLock(index_dir, 30.0, create=False)
+    deleting.__enter__()
     result: list[BaseException | None] = []
 
     def wait_then_write() -> None:
         try:
-            with waiting:
+            with WriteLock(index_dir, 30.0, create=False):
                 result.append(None)
         except IndexGoneError as e:
             result.append(e)
 
     waiter = threading.Thread(target=wait_then_write)
     waiter.start()
-    time.sleep(0.1)
-    writing.release()
-    deleting.join(10)
+    time.sleep(0.2)
+    assert not result, "the change did not wait for the lock"
+    trash = manager.registry.detach("tiny")
+    deleting.release()
     waiter.join(10)
-    assert deleted.is_set() and not manager.registry.exists("tiny")
-    assert isinstance(result[0], IndexGoneError)
-    assert not manager.registry.folder("tiny").exists()
+    assert isinstance(result[0], IndexGoneError) and "deleted" in str(result[0])
+    assert not manager.registry.folder("tiny").exists() and trash.exists()
