@@ -96,7 +96,12 @@ class MilvusIndex:
 
     def keyword_search(self, query: str, n: int, doc_ids: list[str] | None = None) -> dict[int, float]:
         text = self.keyword_text(query)
-        return self.store.keyword_search(text, n, doc_ids) if text.strip() else {}
+        return self._known(self.store.keyword_search(text, n, doc_ids)) if text.strip() else {}
+
+    def _known(self, found: dict[int, float]) -> dict[int, float]:
+        """`found` without rows another process wrote after this view was read: they have no passage here to cite
+        (the next request reads the newer view)."""
+        return {r: s for r, s in found.items() if r in self.passages}
 
     def dense_search(self, vector: np.ndarray, n: int, doc_ids: list[str] | None = None,
                      sentence_weight: float = 0.5) -> dict[int, float]:
@@ -108,9 +113,8 @@ class MilvusIndex:
         vector alone.
         """
         if not self.sentences:
-            return self.store.dense_search(vector, n, doc_ids)
-        # A row another process wrote after this view was read has no passage here to cite: left out.
-        found = {r: s for r, s in self.store.sentence_search(vector, n, doc_ids).items() if r in self.passages}
+            return self._known(self.store.dense_search(vector, n, doc_ids))
+        found = self._known(self.store.sentence_search(vector, n, doc_ids))
         best = dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))[:n])
         if sentence_weight >= 1.0 or not best:
             return best

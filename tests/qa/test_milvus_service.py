@@ -233,3 +233,18 @@ def test_deleting_a_knowledge_base_drops_its_sentences_collection(milvus_uri: st
     for suffix in ("passages", "documents", "sentences"):
         assert not client.has_collection(f"{prefix}_{suffix}")
     manager.close()
+
+
+@pytest.mark.parametrize("config", [IndexConfig(), SENTENCES], ids=["passages", "sentences"])
+def test_rows_another_process_wrote_are_left_out_of_an_older_view(stores, milvus_uri: str, tmp_path: Path,
+                                                                   tiny_docs, config) -> None:
+    """A server whose view predates another writer's rows searches without them (no KeyError, no missing cite)."""
+    first, _, third = tiny_docs
+    reader = _milvus(stores, milvus_uri, tmp_path / "reader", config)
+    reader.index_documents([first])
+    writer = MilvusQAService(reader.store, tmp_path / "writer", HashingEmbedder(), None, config)
+    writer.load()
+    assert writer.add_document(third)  # rows the reader's view does not hold
+    for mode in ("bm25", "dense", "hybrid"):
+        hits = reader.search("清河镇发展了多少座食用菌大棚", top_k=5, mode=mode)
+        assert all(h.passage.doc_id == first.doc_id for h in hits), mode
