@@ -74,20 +74,24 @@ def main() -> None:
         ask(variants[0], query)
     wall = {v: [] for v in variants}
     cpu = {v: [] for v in variants}
+    process = {v: [] for v in variants}
     for i, query in enumerate(queries):
         results = {}
         for variant in variants[i % len(variants):] + variants[:i % len(variants)]:
-            w, c = time.perf_counter(), time.thread_time()
+            w, c, p = time.perf_counter(), time.thread_time(), time.process_time()
             results[variant] = ask(variant, query)
             cpu[variant].append((time.thread_time() - c) * 1000)
+            process[variant].append((time.process_time() - p) * 1000)
             wall[variant].append((time.perf_counter() - w) * 1000)
         if any(results[v] != results[variants[0]] for v in variants):
             raise SystemExit(f"top {args.k} differs between variants for {query!r}")
     print(f"{len(queries)} queries, k={args.k}, {args.size} rows; every top k equal\n")
-    print("| variant | thread p50 / p95 / p99 ms | thread mean ms | wall p50 / p95 / p99 ms |\n|---|---|---|---|")
+    print("| variant | thread p50 / p95 / p99 ms | thread mean ms | process CPU p50 / mean ms | wall p50 / p95 / p99 ms |"
+          "\n|---|---|---|---|---|")
     for v in variants:
-        t, w = np.array(cpu[v]), np.array(wall[v])
+        t, w, c = np.array(cpu[v]), np.array(wall[v]), np.array(process[v])
         print(f"| {v} | {' / '.join(f'{np.percentile(t, p):.2f}' for p in (50, 95, 99))} | {t.mean():.2f} | "
+              f"{np.percentile(c, 50):.2f} / {c.mean():.2f} | "
               f"{' / '.join(f'{np.percentile(w, p):.2f}' for p in (50, 95, 99))} |")
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from qa.index.postings import BOUND_FILES, MAX_TOKEN_CHARS, BM25Segment
 from qa.index.tokenize import TOKENIZER_NAMES, Tokenizer, create_tokenizer
+from qa.index.topk import check_k, sorted_unique, top_k, top_of_rows
 
 __all__ = ["BOUND_FILES", "DEFAULT_B", "DEFAULT_K1", "DEFAULT_TOKENIZER", "BM25Index", "BM25Params", "BM25Segment"]
 
@@ -86,13 +87,15 @@ class BM25Index:
     unchanged segments, so a reader holding the old index is never disturbed by a writer.
     """
 
-    __slots__ = ("_alive", "_avgdl", "_dead_local", "_dead_terms", "_live", "_norm", "_offsets", "_params",
-                 "_postings_of", "_scratch", "_scratch_lock", "_tokenizer", "deleted", "segments")
+    __slots__ = ("_alive", "_avgdl", "_dead_local", "_dead_terms", "_live", "_norm", "_offset_list", "_offsets",
+                 "_params", "_postings_of", "_scratch", "_scratch_lock", "_terms_of", "_tokenizer", "deleted",
+                 "segments")
 
     def __init__(self, segments: Sequence[BM25Segment], params: BM25Params,
                  deleted: Iterable[int] | np.ndarray = ()) -> None:
         self.segments: tuple[BM25Segment, ...] = tuple(segments)
         self._offsets = np.concatenate(([0], np.cumsum([len(s) for s in self.segments]))).astype(np.int64)
+        self._offset_list: list[int] = self._offsets.tolist()
         total = int(self._offsets[-1])
         self.deleted: np.ndarray = np.unique(np.asarray(list(deleted) if not isinstance(deleted, np.ndarray)
                                                         else deleted, dtype=np.int64))
@@ -113,6 +116,8 @@ class BM25Index:
         # every term of every segment.
         self._postings_of = [(np.asarray(s.rows).view(np.ndarray), np.asarray(s.tf).view(np.ndarray))
                              for s in self.segments]
+        self._terms_of = [tuple(np.asarray(a).view(np.ndarray) for a in (s.vocab, s.indptr, s.max_tf, s.min_len))
+                          for s in self.segments]  # likewise for the plan's lookups (a memmap gather: ~1 us more)
         # Each segment's deleted rows, local and ascending (int32 like the postings' rows, so a search does not
         # convert a posting list to compare).
         bounds = np.searchsorted(self.deleted, self._offsets)
@@ -209,16 +214,15 @@ class BM25Index:
         shape = (len(self.segments), wanted.size)
         starts, ends, term_ids = np.zeros(shape, np.int64), np.zeros(shape, np.int64), np.zeros(shape, np.int64)
         max_tf, min_len = np.zeros(shape, np.float64), np.zeros(shape, np.float64)
-        for s, segment in enumerate(self.segments):
-            vocab = segment.vocab
+        for s, (vocab, indptr, seg_max_tf, seg_min_len) in enumerate(self._terms_of):
             if vocab.size == 0:
                 continue
-            j = np.minimum(np.searchsorted(vocab, wanted), vocab.size - 1)
-            found = np.flatnonzero(vocab[j] == wanted)
+            j = vocab.searchsorted(wanted)
+            found = np.flatnonzero(vocab.take(j, mode="clip") == wanted)
             j = j[found]
             term_ids[s, found] = j
-            starts[s, found], ends[s, found] = segment.indptr[j], segment.indptr[j + 1]
-            max_tf[s, found], min_len[s, found] = segment.max_tf[j], segment.min_len[j]
+            starts[s, found], ends[s, found] = indptr[j], indptr[j + 1]
+            max_tf[s, found], min_len[s, found] = seg_max_tf[j], seg_min_len[j]
         df = (ends - starts).sum(axis=0)
         if self.deleted.size:
             df -= self._dead_postings(term_ids, ends > starts)
@@ -274,21 +278,27 @@ class BM25Index:
 
     def _term_postings(self, plan: _QueryPlan, t: int) -> tuple[np.ndarray, np.ndarray]:
         """All postings of the plan's term ``t``: (global rows ascending, term frequencies); deleted rows included."""
-        rows, tfs = [], []
-        for s in np.flatnonzero(plan.ends[:, t] > plan.starts[:, t]).tolist():
-            a, b = plan.starts[s, t], plan.ends[s, t]
+        present = [(s, a, b) for s, (a, b) in enumerate(zip(plan.starts[:, t].tolist(), plan.ends[:, t].tolist()))
+                   if b > a]
+        size = sum(b - a for _, a, b in present)
+        # Written in place: one pass per segment instead of a per-segment copy and then their concatenation.
+        rows, tfs, at = np.empty(size, np.int64), np.empty(size, np.uint16), 0
+        for s, a, b in present:
             seg_rows, seg_tf = self._postings_of[s]
-            rows.append(seg_rows[a:b] + self._offsets[s])
-            tfs.append(seg_tf[a:b])
-        if len(rows) == 1:
-            return rows[0], tfs[0]
-        return np.concatenate(rows), np.concatenate(tfs)
+            np.add(seg_rows[a:b], self._offsets[s], out=rows[at:at + b - a])
+            tfs[at:at + b - a] = seg_tf[a:b]
+            at += b - a
+        return rows, tfs
 
-    def _contributions(self, weight: np.ndarray | np.float32, rows: np.ndarray, tf: np.ndarray) -> np.ndarray:
-        """float32 term scores ``weight * tf / (tf + norm[row])``, computed alike by both paths."""
+    def _contributions(self, weight: np.ndarray | np.float32, rows: np.ndarray | None, tf: np.ndarray,
+                       norm: np.ndarray | None = None) -> np.ndarray:
+        """float32 term scores ``weight * tf / (tf + norm[row])``, computed alike by both paths.
+
+        ``norm``: the rows' ``norm`` already gathered (a copy, changed here).
+        """
         tf = tf.astype(np.float32)
         contributions = weight * tf
-        denominator = self._norm[rows]
+        denominator = self._norm[rows] if norm is None else norm
         denominator += tf
         contributions /= denominator
         return contributions
@@ -355,7 +365,7 @@ class BM25Index:
         Returns:
             Pairs sorted by descending score, ties by ascending row.
         """
-        _check_k(k)
+        check_k(k)
         allowed = None if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
         plan = self._plan(query)
         if plan is None:
@@ -416,7 +426,7 @@ class BM25Index:
             # The scratch arrays are all zeros here and left so: a fresh 8 MB accumulator per query costs more
             # (page faults, then a scan for the rows seen) than reading a term's list at 1M rows.
             dense, seen = scratch.dense, scratch.seen
-            top = np.zeros(0, np.int64)
+            top, top_values = np.zeros(0, np.int64), np.zeros(0)
             touched = []
             t = 0
             while t < n_terms and remaining[t] >= theta * margin:
@@ -424,90 +434,107 @@ class BM25Index:
                 if filtered:
                     keep = ok[rows]
                     rows, tf = rows[keep], tf[keep]
-                dense[rows] += self._contributions(plan.weights[t], rows, tf)
+                values = dense[rows]
+                values += self._contributions(plan.weights[t], rows, tf)
+                dense[rows] = values
                 touched.append(rows)
                 t += 1
-                # theta: the k-th best partial score among this term's rows and the previous best k.
-                seen[rows] = True
-                pool = np.concatenate((rows, top[~seen[top]]))
-                seen[rows] = False
-                if pool.size >= k:
-                    values = dense[pool]
-                    best = np.argpartition(values, pool.size - k)[pool.size - k:]
-                    top, theta = pool[best], max(theta, float(values[best].min()))
+                if rows.size == 0:
+                    continue
+                # The best k partial scores so far: among this term's rows at or above theta (partial scores only
+                # grow, so the previous best k, all >= theta, are there) and the previous best k not in this list
+                # (rows are ascending: a binary search each). theta, the k-th of them, bounds the final k-th.
+                pick = np.flatnonzero(values >= theta)
+                pool, pool_values = rows[pick], values[pick]
+                if top.size:
+                    elsewhere = rows[np.minimum(np.searchsorted(rows, top), rows.size - 1)] != top
+                    pool = np.concatenate((pool, top[elsewhere]))
+                    pool_values = np.concatenate((pool_values, top_values[elsewhere]))
+                if pool.size > k:
+                    best = np.argpartition(pool_values, pool.size - k)[pool.size - k:]
+                    pool, pool_values = pool[best], pool_values[best]
+                top, top_values = pool, pool_values
+                if top.size == k:
+                    theta = max(theta, float(top_values.min()))
             if sum(r.size for r in touched) * 8 > len(self):
                 for rows in touched:
                     seen[rows] = True
                 candidates = np.flatnonzero(seen)
                 seen[candidates] = False
             else:
-                candidates = np.unique(np.concatenate(touched)) if touched else np.zeros(0, np.int64)
+                candidates = sorted_unique(np.concatenate(touched)) if touched else np.zeros(0, np.int64)
             acc = dense[candidates]
             dense[candidates] = 0.0
         # Phase 2: the remaining terms, looked up for the candidates that can still make the top k.
         keep = acc + remaining[t] >= theta * margin
         candidates, acc = candidates[keep], acc[keep]
         if t == n_terms or candidates.size == 0:  # nothing to look up
-            return _top_of(candidates, acc.astype(np.float32), k)
-        # slot[row] = 1 + the row's position in candidates; live: positions of the candidates not dropped yet.
+            return top_of_rows(candidates, acc.astype(np.float32), k)
+        # slot[row] = 1 + the row's position in candidates, 0 once dropped; live: positions of the candidates in play.
         slot, live = scratch.slot, np.arange(candidates.size)
         slot[candidates] = np.arange(1, candidates.size + 1, dtype=np.int32)
-        alive = np.ones(candidates.size, bool)
+        # Each candidate's row within its segment, once for all the lookups.
+        local = (candidates - self._offsets[np.searchsorted(self._offsets, candidates, side="right") - 1]
+                 ).astype(np.int32)
+        norm = self._norm[candidates]
         try:
             while t < n_terms and live.size:
-                index, tf = self._lookup(plan, t, candidates, live, alive, slot)
-                acc[index] += self._contributions(plan.weights[t], candidates[index], tf)
+                cuts = np.searchsorted(candidates[live], self._offsets).tolist()
+                index, tf = self._lookup(plan, t, local, cuts, live, slot)
+                acc[index] += self._contributions(plan.weights[t], None, tf, norm[index])
                 t += 1
                 live_acc = acc[live]
-                if live.size >= k:
-                    theta = max(theta, float(np.partition(live_acc, live.size - k)[live.size - k]))
+                # The k-th best live score, found among those >= theta (at least k when theta came from k rows).
+                high = live_acc[live_acc >= theta]
+                if high.size >= k:
+                    theta = max(theta, float(np.partition(high, high.size - k)[high.size - k]))
                 keep = live_acc + remaining[t] >= theta * margin
                 if not keep.all():
-                    alive[live[~keep]] = False
+                    slot[candidates[live[~keep]]] = 0
                     live = live[keep]
         finally:
             slot[candidates] = 0
-        return _top_of(candidates[live], acc[live].astype(np.float32), k)
+        return top_of_rows(candidates[live], acc[live].astype(np.float32), k)
 
-    def _lookup(self, plan: _QueryPlan, t: int, candidates: np.ndarray, live: np.ndarray, alive: np.ndarray,
+    def _lookup(self, plan: _QueryPlan, t: int, local: np.ndarray, cuts: list[int], live: np.ndarray,
                 slot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The live candidates holding the plan's term ``t``: (their positions in ``candidates``, tf).
+        """The live candidates holding the plan's term ``t``: (their positions among the candidates, tf).
 
-        ``candidates`` are ascending rows, ``live`` the ascending positions still in play (``alive`` as a mask),
-        ``slot[row]`` 1 + a candidate row's position. Per segment, the fewer into the more: the candidates are
-        binary-searched in the posting list when they are few against it (a few pages of a long list are read),
-        else the list is read once and each posting's row looked up in ``slot``.
+        ``local`` are the candidates' rows within their segments (int32), ``live`` the ascending positions still in
+        play, ``cuts[s]:cuts[s + 1]`` the part of ``live`` in segment s, ``slot[row]`` 1 + a live candidate row's
+        position (0 once dropped). Per segment, the fewer into the more: the candidates are binary-searched in the
+        posting list when they are few against it (a few pages of a long list are read), else the list is read once
+        and each posting's row looked up in ``slot``. A query makes ~500 such visits at 1M rows: each is kept to a
+        few numpy calls.
         """
-        rows_live = candidates[live]
-        cuts = np.searchsorted(rows_live, self._offsets).tolist()
         index, tfs = [], []
-        for s in np.flatnonzero(plan.ends[:, t] > plan.starts[:, t]).tolist():
+        starts, ends, offsets = plan.starts[:, t].tolist(), plan.ends[:, t].tolist(), self._offset_list
+        for s, (a, b) in enumerate(zip(starts, ends)):
             lo, hi = cuts[s], cuts[s + 1]
-            if lo == hi:
+            if a == b or lo == hi:
                 continue
             seg_rows, seg_tf = self._postings_of[s]
-            a, b = int(plan.starts[s, t]), int(plan.ends[s, t])
-            offset = int(self._offsets[s])
+            postings = seg_rows[a:b]
             if (hi - lo) * LOOKUP_READ_ABOVE > b - a:
-                found = slot[offset:int(self._offsets[s + 1])][seg_rows[a:b]]
+                found = slot[offsets[s]:offsets[s + 1]].take(postings)
                 at = np.flatnonzero(found)
-                positions = found[at] - 1
-                hit = alive[positions]
-                index.append(positions[hit])
-                tfs.append(seg_tf[a:b][at[hit]])
+                index.append(found[at] - 1)
+                tfs.append(seg_tf[a:b].take(at))
                 continue
-            local = (rows_live[lo:hi] - offset).astype(seg_rows.dtype)
-            pos = np.minimum(np.searchsorted(seg_rows[a:b], local), b - a - 1)
-            hit = seg_rows[a:b][pos] == local
-            index.append(live[lo + np.flatnonzero(hit)])
-            tfs.append(seg_tf[a:b][pos[hit]])
+            asked = live[lo:hi]
+            wanted = local[asked]
+            pos = postings.searchsorted(wanted)
+            # Clipped: a row past the list's end compares with its last posting, which is smaller.
+            hit = np.flatnonzero(postings.take(pos, mode="clip") == wanted)
+            index.append(asked[hit])
+            tfs.append(seg_tf[a:b].take(pos[hit]))
         if not index:
             return np.zeros(0, np.int64), np.zeros(0, np.uint16)
         return np.concatenate(index), np.concatenate(tfs)
 
     def search_batch(self, queries: list[str], k: int = 10) -> list[list[tuple[int, float]]]:
         """:meth:`search` for several queries."""
-        _check_k(k)
+        check_k(k)
         return [self.search(q, k) for q in queries]
 
     def save(self, directory: Path) -> None:
@@ -549,11 +576,6 @@ class BM25Index:
                 f"tokenizer={p.tokenizer_name!r}, k1={p.k1}, b={p.b})")
 
 
-def _check_k(k: int) -> None:
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k={k!r} is out of range; allowed: integer k >= 1")
-
-
 class _Scratch(NamedTuple):
     """Per-row work arrays of one running top-k search, all zeros between searches (kept by the index for reuse)."""
 
@@ -573,27 +595,3 @@ class _QueryPlan(NamedTuple):
     ends: np.ndarray
     weights: np.ndarray
     bounds: np.ndarray
-
-
-def _top_of(rows: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[int, float]]:
-    """Top ``k`` positive ``scores`` of ascending ``rows``, as :func:`top_k` orders them."""
-    positive = np.flatnonzero(scores > 0)
-    if positive.size > k:
-        kth = np.partition(scores[positive], positive.size - k)[positive.size - k]
-        positive = positive[scores[positive] >= kth]
-    order = positive[np.lexsort((rows[positive], -scores[positive]))][:k]
-    return [(int(rows[i]), float(scores[i])) for i in order]
-
-
-def top_k(scores: np.ndarray, k: int) -> list[tuple[int, float]]:
-    """Top ``k`` positive scores as ``(row, score)``, best first, ties by row for determinism."""
-    positive = np.flatnonzero(scores > 0)
-    if positive.size == 0:
-        return []
-    if positive.size > k:
-        # np.partition keeps this O(n) for large corpora; ties at the k-th score are all kept and the
-        # lexsort below picks the lowest rows among them.
-        kth = np.partition(scores[positive], positive.size - k)[positive.size - k]
-        positive = positive[scores[positive] >= kth]
-    order = np.lexsort((positive, -scores[positive]))[:k]
-    return [(int(positive[i]), float(scores[positive[i]])) for i in order]

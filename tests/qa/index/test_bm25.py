@@ -379,3 +379,22 @@ def test_deleted_postings_are_counted_once_per_segment_and_handed_on() -> None:
         np.testing.assert_allclose(later.scores(q)[live], rebuilt.scores(q), rtol=1e-6)
         assert later.search(q, 4) == later.search(q, 4, prune=False)
         assert [later.doc_freq(t) for t in later.query_terms(q)] == [rebuilt.doc_freq(t) for t in later.query_terms(q)]
+
+
+@pytest.mark.parametrize("read_above", [0, 4, 10**9], ids=["binary-search", "default", "read-lists"])
+def test_tied_duplicates_across_many_segments_give_the_exhaustive_top_k(monkeypatch, read_above: int) -> None:
+    """Exact ties spread over segments (one of them empty, one without a token), k cutting through a tie: the
+    pruned path picks the same rows as scoring everything, on both lookup paths."""
+    monkeypatch.setattr(bm25, "EXHAUSTIVE_BELOW", 0.0)
+    monkeypatch.setattr(bm25, "LOOKUP_READ_ABOVE", read_above)
+    rng = np.random.default_rng(11)
+    distinct = random_texts(rng, 12)  # 12 texts repeated: every score is shared by ~50 rows
+    texts = [distinct[i] for i in rng.integers(0, 12, 600)]
+    index = segmented(texts, [80, 200, 260, 400, 520], deleted=sorted(rng.choice(600, 30, replace=False).tolist()))
+    index = index.with_segment(BM25Index.segment_for([])).with_segment(BM25Index.segment_for(["，。", "！"]))
+    index = index.with_segment(BM25Index.segment_for(distinct))
+    assert len(index.segments) == 9 and len(index.segments[6]) == 0
+    for query in random_queries(np.random.default_rng(12), 60):
+        for k in (1, 7, 30, 55, 200):
+            expected = index.search(query, k, prune=False)
+            assert index.search(query, k) == expected, (query, k)
