@@ -12,7 +12,7 @@ import numpy as np
 from embeddings import Embedder
 from qa.errors import DocumentNotFoundError, InvalidQueryError
 from qa.search.fusion import rrf, weighted_sum
-from qa.search.roles import AskedRole, asked_role, header_holds, states_role
+from qa.search.roles import AskedRole, asked_metadata, asked_role, header_answers, header_holds, states_role
 from qa.text import normalize
 from qa.types import Document, Hit, Passage
 
@@ -147,7 +147,11 @@ class HybridRetriever:
         if asked is not None:
             ceiling = self._role_headers(asked, ranked[:10])
         elif asks_metadata(query):
-            return ranked
+            # A title block answers only what it holds: a bare title has no date, a speaker is not a designer.
+            fields = asked_metadata(query)
+            documents, passages = self.data.documents, self.data.passages
+            ceiling = {row: float("inf") for row, _ in ranked if row in header_rows and not header_answers(
+                fields, getattr(documents.get(passages[row].doc_id), "meta", None))}
         else:
             ceiling = dict.fromkeys(header_rows, float("inf"))
         if not ceiling:
