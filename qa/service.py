@@ -91,6 +91,7 @@ class VectorProgress:
 class _Snapshot:
     data: SearchIndex
     retriever: HybridRetriever
+    weights: TermWeights
 
     def index_text(self, passage: Passage) -> str:
         return passage_index_text(passage, self.data.documents.get(passage.doc_id))
@@ -110,12 +111,13 @@ class _Snapshot:
         docs = list(self.data.documents.values())
         return Vocabulary(learn_segment([d.text for d in docs], range(len(docs))).live())
 
-    @cached_property
-    def weights(self) -> TermWeights:
-        data = self.data
-        if isinstance(data, IndexData) and data.config.tokenizer in _CHAR_TOKENIZERS:
-            return TermWeights.from_doc_freq(data.bm25.doc_freq, data.passage_count)
-        return TermWeights(data.index_texts())
+
+
+def _term_weights(data: SearchIndex) -> TermWeights:
+    """The index's term weights: from its BM25 postings when they count the same bigrams, else read off its texts."""
+    if isinstance(data, IndexData) and data.config.tokenizer in _CHAR_TOKENIZERS:
+        return TermWeights.from_doc_freq(data.bm25.doc_freq, data.passage_count)
+    return TermWeights(data.index_texts())
 
 
 class QAService:
@@ -211,9 +213,10 @@ class QAService:
             yield
 
     def _publish(self, data: SearchIndex) -> None:
-        snapshot = _Snapshot(data, HybridRetriever(data, self.embedder, self.retrieval))
         # Computed here, by the writer, before the swap: otherwise the first searches after a change would wait on it.
-        snapshot.weights  # noqa: B018
+        # The retriever re-ranks with the same weights the answer reads sentences with.
+        weights = _term_weights(data)
+        snapshot = _Snapshot(data, HybridRetriever(data, self.embedder, self.retrieval, weights), weights)
         self._snapshot = snapshot
         if len(snapshot.pending) and self.background_vectors:
             self._start_vector_worker()

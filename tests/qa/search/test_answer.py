@@ -376,3 +376,16 @@ def test_a_quoted_word_of_the_question_leads_to_the_sentence_that_holds_it():
     text = "讲话要求各项工作水平再提高。高水平就是治理现代化。"
     answer = build_answer("讲话里的“高水平”指的是什么", hits_for(text), evidence_for(text))
     assert answer.text == "高水平就是治理现代化。"
+
+
+def test_passage_scorer_prefers_the_passage_whose_sentence_answers():
+    from qa.search.answer import passage_scorer
+    from tests.qa.search.documents import BIOGRAPHY
+
+    title, body = BIOGRAPHY.split("\n", 1)
+    opening = body[:body.index("1969年5月，任")]  # names the person throughout, holds no post by date
+    posts = body[body.index("1992年4月"):]
+    weights = TermWeights([opening, posts, "黄鳍紫鱼分布于西太平洋区。"])
+    score = passage_scorer("1992年4月，罗保铭担任什么职务？", weights)
+    assert score(posts, title) > score(opening, title) >= 0.0
+    assert score("", title) == 0.0
