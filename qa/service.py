@@ -46,7 +46,14 @@ from qa.index.segments import IndexConfig, IndexData, is_title_block, passage_in
 from qa.index.versions import live_version_name, load_index, open_cache, save_index
 from qa.index.vocabulary import Vocabulary, learn_segment
 from qa.ingest.reader import IngestReport, load_documents
-from qa.search.answer import SIMILARITY_FLOORS, Evidence, TermWeights, build_answer
+from qa.search.answer import (
+    RANK_PRIOR,
+    RERANKED_RANK_PRIOR,
+    SIMILARITY_FLOORS,
+    Evidence,
+    TermWeights,
+    build_answer,
+)
 from qa.search.retriever import HybridRetriever, RetrievalConfig, SearchIndex
 from qa.search.structure import outline_answer
 from qa.types import Answer, Document, DocumentMeta, Hit, Passage
@@ -491,7 +498,9 @@ class QAService:
 
         evidence = Evidence(snapshot.weights, snapshot.index_text,
                             SIMILARITY_FLOORS.get(self.embedder.name), top_similarity, title_block)
-        return build_answer(query.strip(), hits, evidence)
+        # Hybrid hits were re-ranked by their best sentences: the answer trusts that order more.
+        reranked = mode == "hybrid" and self.retrieval.rerank_weight > 0 and self.retrieval.rerank_depth > 0
+        return build_answer(query.strip(), hits, evidence, RERANKED_RANK_PRIOR if reranked else RANK_PRIOR)
 
     def vocabulary(self) -> Vocabulary:
         """The words learned from the served index's documents, for query analysis (follow-ups)."""

@@ -56,7 +56,7 @@ class RetrievalConfig:
     candidates: int = 50
     sentence_weight: float = 0.5
     rerank_weight: float = 2.5
-    rerank_depth: int = 20
+    rerank_depth: int = 10
     max_top_k: int = 100
     max_query_chars: int = 2000
     ef_search: int = 128

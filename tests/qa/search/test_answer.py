@@ -272,6 +272,15 @@ def test_answer_sentence_comes_from_a_lower_hit_when_it_covers_the_question_and_
     assert [h.passage.passage_id for h in answer.hits] == [h.passage.passage_id for h in hits]  # order kept
 
 
+def test_a_larger_rank_prior_keeps_the_answer_with_the_higher_hit():
+    # Hits re-ranked by their best sentences: the order already says which sentence answers best.
+    first = "东城区固定资产投资工作推进有序，项目建设总体平稳。"
+    second = "今年以来，东城区固定资产投资完成12.6亿元，同比增长8.3%。"
+    answer = build_answer("东城区固定资产投资完成多少", hits_for(first, second), evidence_for(first, second),
+                          rank_prior=1.0)
+    assert answer.source == 0 and "12.6亿元" not in answer.text
+
+
 def test_answer_stays_with_the_first_hit_when_a_lower_one_is_no_better():
     first = "东城区固定资产投资完成12.6亿元。"
     second = "西城区固定资产投资完成9.1亿元。"
