@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     # sentence's vector, the rest from the passage vector.
     sentence_vectors: bool = False
     sentence_weight: float = Field(0.5, ge=0.0, le=1.0)
+    # Hybrid search: the best rerank_depth candidates gain rerank_weight x the score of their best answering sentence
+    # (0 turns it off).
+    rerank_weight: float = Field(2.5, ge=0.0, le=100.0)
+    rerank_depth: int = Field(10, ge=0, le=1000)
     # Vector index: exact ("flat") while small; "auto" switches to IVF with 8-bit codes past the threshold.
     vector_index: Literal["flat", "auto", "hnsw", "hnsw_sq8", "ivf_sq8", "ivf_pq"] = "auto"
     vector_auto_threshold: int = Field(50_000, ge=1, le=1 << 40)

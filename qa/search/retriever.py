@@ -11,8 +11,10 @@ import numpy as np
 
 from embeddings import Embedder
 from qa.errors import DocumentNotFoundError, InvalidQueryError
+from qa.search.answer import passage_scorer
 from qa.search.fusion import rrf, weighted_sum
-from qa.search.roles import AskedRole, asked_role, header_holds, states_role
+from qa.search.reading import TermWeights
+from qa.search.roles import AskedRole, asked_metadata, asked_role, header_answers, header_holds, states_role
 from qa.text import normalize
 from qa.types import Document, Hit, Passage
 
@@ -41,6 +43,9 @@ class RetrievalConfig:
         candidates: how many results each signal contributes before fusion.
         sentence_weight: share of a passage's dense score that comes from its best sentence (the rest from the
             passage vector); an index without sentence vectors uses the passage vector alone.
+        rerank_weight / rerank_depth: hybrid search adds `rerank_weight` times the answer-sentence score of a
+            passage's best sentence (see `qa.search.answer.passage_scorer`) to the fused score of its
+            `rerank_depth` best candidates; 0 turns it off.
         max_top_k / max_query_chars: the largest request accepted.
         ef_search / nprobe: search breadth of an HNSW / IVF vector index (ignored by the exact one).
     """
@@ -50,6 +55,8 @@ class RetrievalConfig:
     dense_weight: float = 0.4
     candidates: int = 50
     sentence_weight: float = 0.5
+    rerank_weight: float = 2.5
+    rerank_depth: int = 10
     max_top_k: int = 100
     max_query_chars: int = 2000
     ef_search: int = 128
@@ -64,6 +71,10 @@ class RetrievalConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if self.candidates < 1:
             raise ValueError(f"candidates must be >= 1, got {self.candidates}")
+        if not (0.0 <= self.rerank_weight <= 100.0):
+            raise ValueError(f"rerank_weight must be in [0, 100], got {self.rerank_weight}")
+        if self.rerank_depth < 0:
+            raise ValueError(f"rerank_depth must be >= 0, got {self.rerank_depth}")
 
 
 def validate_request(query: str, top_k: int, mode: str, config: RetrievalConfig) -> str:
@@ -111,11 +122,39 @@ class SearchIndex(Protocol):
 class HybridRetriever:
     """Ranks passages of one loaded index for a question."""
 
-    def __init__(self, data: SearchIndex, embedder: Embedder, config: RetrievalConfig | None = None):
+    def __init__(self, data: SearchIndex, embedder: Embedder, config: RetrievalConfig | None = None,
+                 weights: TermWeights | None = None):
+        """`weights`: the index's term weights (the service's, shared with the answer); read from the passages on
+        first use when None."""
         self.data = data
         self.embedder = embedder
         self.config = config or RetrievalConfig()
+        self._weights = weights
         data.tune(ef_search=self.config.ef_search, nprobe=self.config.nprobe)
+
+    @property
+    def weights(self) -> TermWeights:
+        if self._weights is None:
+            self._weights = TermWeights(p.text for p in self.data.passages)
+        return self._weights
+
+    def _rerank(self, query: str, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """The best `rerank_depth` candidates gain `rerank_weight` times their best answering sentence's score.
+
+        Fusion judges a passage as a whole, so an article's opening paragraph, which names its subject again and
+        again and is about everything the article says, outranks the passage whose one sentence answers
+        (`1992年4月，罗保铭担任什么职务` -> `1992年4月，任中共天津市大港区委副书记…`). The answer sentence's score (its
+        coverage of the question, with the title's words counted for every sentence, the asked kind of value, the
+        asked attribute) tells them apart. Scores only grow, so the list stays sorted above the rest.
+        """
+        depth, weight = self.config.rerank_depth, self.config.rerank_weight
+        if not ranked or not depth or not weight:
+            return ranked
+        score = passage_scorer(query, self.weights)
+        passages = self.data.passages
+        head = [(row, fused + weight * score(passages[row].text, passages[row].doc_title))
+                for row, fused in ranked[:depth]]
+        return sorted(head + ranked[depth:], key=lambda rs: (-rs[1], rs[0]))
 
     def _check_ids(self, doc_ids: list[str] | None) -> list[str] | None:
         if not doc_ids:
@@ -160,7 +199,11 @@ class HybridRetriever:
         if asked is not None:
             ceiling = self._role_headers(asked, ranked[:10])
         elif asks_metadata(query):
-            return ranked
+            # A title block answers only what it holds: a bare title has no date, a speaker is not a designer.
+            fields = asked_metadata(query)
+            documents, passages = self.data.documents, self.data.passages
+            ceiling = {row: float("inf") for row, _ in ranked if row in header_rows and not header_answers(
+                fields, getattr(documents.get(passages[row].doc_id), "meta", None))}
         else:
             ceiling = dict.fromkeys(header_rows, float("inf"))
         if not ceiling:
@@ -236,6 +279,8 @@ class HybridRetriever:
         else:
             ranked = weighted_sum([keyword, dense], [self.config.bm25_weight, self.config.dense_weight])
         ranked = self._demote_title_blocks(query, ranked)
+        if mode == "hybrid":
+            ranked = self._rerank(query, ranked)
         return [
             Hit(passage=self.data.passages[row], score=float(score),
                 dense_score=dense.get(row) if mode != "bm25" else None,

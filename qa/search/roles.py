@@ -35,6 +35,10 @@ ROLES: dict[str, re.Pattern[str]] = {
     "宣读": re.compile(r"宣读"),
     "部署": re.compile(r"部署"),
 }
+# Clause limits around the who-word, and what may follow a role said before it: `主持会议的是`, `讲话的领导是`.
+_CLAUSE_MARKS = "，,。；;？?！!：:"
+_CLAUSE_END = re.compile(r"[，,。；;？?！!：:]")
+_DOER = re.compile(r"[^的，,。；;？?！!]{0,6}的(?:人|领导|同志|干部|人员|负责人)?(?:是|为)?")
 # The role a title block holds: the speaker printed under the title.
 _SPEAKER_ROLE = "讲话"
 # When it was held: the question words of a when-question, and the verbs of an event taking place.
@@ -62,11 +66,21 @@ class AskedRole:
 
 
 def asked_role(query: str) -> AskedRole | None:
-    """The role or event a question asks about (`谁主持了会议` -> who/主持, `会议哪天召开` -> when), or None."""
+    """The role or event a question asks about (`谁主持了会议` -> who/主持, `会议哪天召开` -> when), or None.
+
+    The role is the one said of the who-word: after it in its clause (`会议由谁主持`, `谁在会上讲了话`) or before it as
+    what the person did (`主持会议的是谁`). A role word elsewhere names the document (`古塔区讲话要求由谁来抓`: who is to
+    take charge, not who spoke).
+    """
     text = normalize(query)
-    if _WHO.search(text):
+    who = _WHO.search(text)
+    if who:
+        clause_start = max(text.rfind(mark, 0, who.start()) for mark in _CLAUSE_MARKS) + 1
+        end = _CLAUSE_END.search(text, who.end())
+        after = text[who.end():end.start() if end else len(text)]
+        before = text[clause_start:who.start()]
         for role, pattern in ROLES.items():
-            if pattern.search(text):
+            if pattern.search(after) or any(_DOER.fullmatch(before, m.end()) for m in pattern.finditer(before)):
                 return AskedRole("who", role)
         return None
     if _WHEN.search(text) and EVENTS.search(text):
@@ -85,6 +99,38 @@ def states_role(sentence: str, asked: AskedRole) -> bool:
     return any(EVENTS.search(c) and (_CONCRETE_DATE.search(c) or i and len(clauses[i - 1]) <= DATE_CLAUSE_CHARS
                                      and _CONCRETE_DATE.search(clauses[i - 1]))
                for i, c in enumerate(clauses))
+
+
+# What a title block prints, and the words that ask for each: the document itself (title, source), its speaker or
+# author, its date, its place. A question asking none of these, or only what a block lacks, is not answered by it.
+_ASKS_METADATA: dict[str, re.Pattern[str]] = {
+    "document": re.compile(r"标题|题目|来源"),
+    "speaker": re.compile(r"作者|讲话人|发言人|署名|谁(?:写|讲|说|撰|著|发表)"
+                          r"|(?:写|讲|说|撰|著|发表)[^的，,。；;？?！!]{0,6}的(?:人|领导)?是(?:谁|哪位)"
+                          r"|(?:谁|哪位)的(?:讲话|发言|文章|报告)|(?:讲话|发言|文章|报告)是(?:谁|哪位)的"),
+    "date": re.compile(r"什么时候|什么时间|哪天|哪一天|何时|哪年|日期|时间|发布"),
+    "place": re.compile(r"地点|在哪"),
+}
+
+
+def asked_metadata(query: str) -> frozenset[str]:
+    """Which of a title block's contents a question asks for: "document", "speaker", "date", "place".
+
+    `这篇讲话的作者是谁` -> speaker, `渡川之战发生于什么时候` -> date; `四泉圣嘉禄堂是由谁设计的` -> none (a title block
+    names a speaker or author, not who designed, chaired or is responsible).
+    """
+    text = normalize(query)
+    return frozenset(field for field, pattern in _ASKS_METADATA.items() if pattern.search(text))
+
+
+def header_answers(fields: frozenset[str], meta: DocumentMeta | None) -> bool:
+    """Whether a title block with `meta` holds one of the asked `fields` (it always holds its document's title)."""
+    if "document" in fields:
+        return True
+    if meta is None:
+        return False
+    return bool("speaker" in fields and meta.speaker or "date" in fields and meta.date
+                or "place" in fields and meta.place)
 
 
 def header_holds(asked: AskedRole, meta: DocumentMeta | None) -> bool:

@@ -84,9 +84,22 @@ def test_plan_ignores_assistant_and_system_text_and_needs_a_user_turn():
     plan = plan_followup([("system", "你是助手"), ("user", "古塔区固定资产投资完成多少"),
                           ("assistant", "魏都区 完成10.4亿元"), ("user", "那社会消费品零售总额呢？")])
     assert plan == FollowUp("古塔区 社会消费品零售总额 完成多少", "那社会消费品零售总额呢？", "古塔区固定资产投资完成多少",
-                            True, "社会消费品零售总额 完成多少")
+                            True, "社会消费品零售总额 完成多少", "古塔区固定资产投资完成多少")
     with pytest.raises(ValueError, match="no user message"):
         plan_followup([("system", "x"), ("user", "  ")])
+
+
+def test_a_chain_of_followups_keeps_the_question_that_chose_the_document():
+    # The second turn's rewrite drops `上半年总结讲话`; the third searches the first turn's question for its document.
+    turns = ["X区上半年总结讲话对农业提出了什么要求", "那工业呢", "具体有哪些措施"]
+    plan = plan_followup([("user", t) for t in turns])
+    assert plan.elliptical and plan.previous != turns[0] and plan.anchor == turns[0]
+    searched = []
+    previous_document(plan, lambda q: searched.append(q) or [])
+    assert searched == [turns[0]]
+    # A follow-up that names its own place chooses the document for the turns after it.
+    swapped = plan_followup([("user", t) for t in ("古塔区固定资产投资完成多少", "魏都区呢", "增长了多少")])
+    assert swapped.anchor is not None and "魏都区" in swapped.anchor
 
 
 def test_previous_document_only_for_followups_without_their_own_names():

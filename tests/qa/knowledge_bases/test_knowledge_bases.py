@@ -142,10 +142,8 @@ def test_same_text_in_two_knowledge_bases_scores_alike(manager):
 
 def test_an_unrelated_knowledge_base_ranks_below_a_relevant_one(manager):
     question = "古塔区固定资产投资完成多少"
-    # Each knowledge base's own best passage scores ~1 on its own scale: merged as they are, `tiny` ranks 2nd.
-    naive = sorted([(h.score, name) for name in ("default", "tiny")
-                    for h in manager.service(name).ask(question, top_k=3).hits], reverse=True)
-    assert "tiny" in [name for _, name in naive[:2]]
+    # Each knowledge base's own fused score puts its best passage near 1 on its own scale, so the merge re-fuses
+    # the raw signals over the union of candidates (before the hybrid re-rank, `tiny` ranked 2nd merged as it was).
     answer = manager.ask(["tiny", "default"], question, top_k=3)
     assert [h.knowledge_base for h in answer.hits] == ["default"] * 3
     assert "10.4亿元" in answer.text and answer.source is not None

@@ -1,5 +1,5 @@
-"""Two small documents for the structure and who/when tests: a speech with a title block and an outline, and a
-news item whose title block holds only a publication time."""
+"""Small documents for the structure, who/when and re-ranking tests: a speech with a title block and an outline, a
+news item whose title block holds only a publication time, and an encyclopedia biography."""
 
 from __future__ import annotations
 
@@ -38,4 +38,11 @@ NEWS = """我县召开全县安全生产工作会议
 县委书记李明、县长赵刚分别讲话。县委副书记孙伟主持会议。副县长周涛通报了一季度全县安全生产检查情况。
 
 会议要求,各乡镇各部门要压实安全生产责任,深入开展隐患排查整治,坚决遏制重特大事故发生。
+"""
+
+# CMRC 2018 trial paragraph TRIAL_71 (Chinese Wikipedia, CC BY-SA 4.0): a title line, then an opening that names the
+# person again and again, then one sentence per post held.
+BIOGRAPHY = """罗保铭
+
+罗保铭，天津人。男，汉族。1969年5月参加工作，1971年8月加入中国共产党。天津师范专科学校中文系中文专业毕业，南开大学明清史专业毕业，在职研究生学历，硕士学位。第十五、十六届中共中央候补委员，第十七、十八届中央委员。曾任海南省省长、中共海南省委书记。1969年5月，任内蒙古生产建设兵团班长、排长、副指导员。1973年12月，任天津市无线电元件三厂工人、车间党支部副书记。1978年11月，在天津师范专科学校中文系中文专业学习。1981年9月，任共青团天津市委青工部干部。1984年3月，任共青团天津市委研究室主任。1984年11月，任共青团天津市委副书记。1985年11月，任共青团天津市委书记(其间：1987年9月至1988年1月，在中共中央党校学习)。1992年4月，任中共天津市大港区委副书记、代区长（1993年3月当选区长）。1994年10月，任中共天津市大港区委书记、区长(1991年9月至1995年1月，在南开大学明清史专业读在职研究生，获硕士学位)。1995年7月，任天津市商业委员会主任、中共天津市委商工委副书记。1997年10月，任中共天津市委常委、天津市商业委员会主任。1997年12月，任中共天津市委常委、宣传部部长。2001年7月，任中共海南省委副书记。2002年5月，任中共海南省委副书记、宣传部部长。2002年9月，任中共海南省委副书记。2007年1月，任中共海南省委副书记，海南省人民政府副省长、代省长（2007年2月当选省长）。2011年8月，任中共海南省委书记，海南省人大常委会主任，海南省军区党委第一书记。2017年4月1日，卸任中共海南省委书记。2017年4月，任全国人民代表大会华侨委员会副主任委员。
 """

@@ -272,6 +272,15 @@ def test_answer_sentence_comes_from_a_lower_hit_when_it_covers_the_question_and_
     assert [h.passage.passage_id for h in answer.hits] == [h.passage.passage_id for h in hits]  # order kept
 
 
+def test_a_larger_rank_prior_keeps_the_answer_with_the_higher_hit():
+    # Hits re-ranked by their best sentences: the order already says which sentence answers best.
+    first = "东城区固定资产投资工作推进有序，项目建设总体平稳。"
+    second = "今年以来，东城区固定资产投资完成12.6亿元，同比增长8.3%。"
+    answer = build_answer("东城区固定资产投资完成多少", hits_for(first, second), evidence_for(first, second),
+                          rank_prior=1.0)
+    assert answer.source == 0 and "12.6亿元" not in answer.text
+
+
 def test_answer_stays_with_the_first_hit_when_a_lower_one_is_no_better():
     first = "东城区固定资产投资完成12.6亿元。"
     second = "西城区固定资产投资完成9.1亿元。"
@@ -376,3 +385,16 @@ def test_a_quoted_word_of_the_question_leads_to_the_sentence_that_holds_it():
     text = "讲话要求各项工作水平再提高。高水平就是治理现代化。"
     answer = build_answer("讲话里的“高水平”指的是什么", hits_for(text), evidence_for(text))
     assert answer.text == "高水平就是治理现代化。"
+
+
+def test_passage_scorer_prefers_the_passage_whose_sentence_answers():
+    from qa.search.answer import passage_scorer
+    from tests.qa.search.documents import BIOGRAPHY
+
+    title, body = BIOGRAPHY.split("\n", 1)
+    opening = body[:body.index("1969年5月，任")]  # names the person throughout, holds no post by date
+    posts = body[body.index("1992年4月"):]
+    weights = TermWeights([opening, posts, "黄鳍紫鱼分布于西太平洋区。"])
+    score = passage_scorer("1992年4月，罗保铭担任什么职务？", weights)
+    assert score(posts, title) > score(opening, title) >= 0.0
+    assert score("", title) == 0.0

@@ -102,7 +102,9 @@ def test_dense_hits_have_no_keyword_score(retriever):
         assert_score_follows(retriever, h, h.dense_score)
 
 
-def test_hybrid_hits_carry_both_signals_and_scores_within_weights(retriever):
+def test_hybrid_hits_carry_both_signals_and_scores_within_weights(tiny_index, embedder):
+    # Without the answer-sentence re-rank a hybrid score is the weighted sum of two normalized signals.
+    retriever = HybridRetriever(tiny_index, embedder, RetrievalConfig(rerank_weight=0))
     hits = retriever.search("森林防火期", top_k=5, mode="hybrid")
     top = hits[0]
     assert top.dense_score is not None and top.keyword_score is not None
@@ -118,7 +120,7 @@ def test_search_strips_the_query(retriever):
 
 
 @pytest.mark.parametrize("kwargs", [{"fusion": "max"}, {"bm25_weight": 1.5}, {"dense_weight": -0.1},
-                                    {"candidates": 0}])
+                                    {"candidates": 0}, {"rerank_weight": -1}, {"rerank_depth": -1}])
 def test_retrieval_config_rejects_out_of_range_values(kwargs):
     with pytest.raises(ValueError) as info:
         RetrievalConfig(**kwargs)
@@ -241,3 +243,50 @@ def test_without_a_batcher_the_question_is_encoded_on_the_calling_thread(tiny_in
     slow = _SlowEncoder(embedder, delay_s=0.0)
     hits = HybridRetriever(tiny_index, slow).search("全区森林防火期从哪天开始", top_k=3)
     assert hits and len(slow.started_at) == 1
+
+# --- re-ranking by the best answering sentence ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def biography(embedder):
+    from qa.index.build import build_index
+    from qa.ingest.document import document_from_text
+    from tests.qa.search.documents import BIOGRAPHY, NEWS
+
+    return build_index([document_from_text(BIOGRAPHY, "bio.txt"), document_from_text(NEWS, "news.txt")], embedder)
+
+
+def _row_with(index, needle: str) -> int:
+    return next(i for i, p in enumerate(index.passages) if needle in p.text)
+
+
+@pytest.mark.parametrize(("question", "needle"), [
+    ("1992年4月，罗保铭担任什么职务？", "1992年4月，任中共天津市大港区委副书记"),
+    ("2017年4月，罗保铭担任什么职务？", "2017年4月，任全国人民代表大会华侨委员会副主任委员"),
+])
+def test_a_close_second_that_holds_the_answering_sentence_moves_first(biography, embedder, question, needle):
+    # The opening paragraph names the person throughout: fusion put it first in the bundled model's ranking.
+    opening, answering = _row_with(biography, "罗保铭，天津人"), _row_with(biography, needle)
+    assert opening != answering
+    fused = [(opening, 0.9), (answering, 0.8)]
+    reranked = HybridRetriever(biography, embedder)._rerank(question, fused)
+    assert [row for row, _ in reranked] == [answering, opening]
+    assert HybridRetriever(biography, embedder, RetrievalConfig(rerank_weight=0))._rerank(question, fused) == fused
+
+
+def test_rerank_adds_to_the_depth_best_only_and_keeps_scores_sorted(biography, embedder):
+    config = RetrievalConfig(rerank_depth=1)
+    retriever = HybridRetriever(biography, embedder, config)
+    fused = [(0, 0.9), (1, 0.8), (2, 0.7)]
+    reranked = retriever._rerank("罗保铭担任什么职务", fused)
+    assert dict(reranked)[1] == 0.8 and dict(reranked)[2] == 0.7  # below the depth: untouched
+    assert dict(reranked)[0] >= 0.9
+    hits = retriever.search("罗保铭担任什么职务", top_k=5)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_rerank_applies_to_hybrid_only(biography, embedder):
+    plain = HybridRetriever(biography, embedder, RetrievalConfig(rerank_weight=0))
+    reranked = HybridRetriever(biography, embedder)
+    for mode in ("bm25", "dense"):
+        assert ([(h.passage.passage_id, h.score) for h in plain.search("罗保铭担任什么职务", mode=mode)]
+                == [(h.passage.passage_id, h.score) for h in reranked.search("罗保铭担任什么职务", mode=mode)])

@@ -10,7 +10,7 @@ from qa.index.segments import is_title_block
 from qa.ingest.document import document_from_text
 from qa.search.answer import Evidence, TermWeights, build_answer
 from qa.search.retriever import HybridRetriever
-from qa.search.roles import AskedRole, asked_role, header_holds, states_role
+from qa.search.roles import AskedRole, asked_metadata, asked_role, header_answers, header_holds, states_role
 from qa.types import DocumentMeta
 from tests.qa.search.documents import NEWS, SPEECH
 
@@ -25,6 +25,11 @@ from tests.qa.search.documents import NEWS, SPEECH
     ("这条新闻是什么时候发布的", None),  # publication, not an event
     ("谁负责商业门店复业", None),
     ("要落实哪两位领导的讲话精神", None),
+    ("主持会议的是谁", AskedRole("who", "主持")),
+    ("在会上讲话的领导是哪位", AskedRole("who", "讲话")),
+    # A role word that names the document is not the role asked: who is to take charge, not who spoke.
+    ("县委讲话要求安全隐患由谁来抓", None),
+    ("会议通报的问题，由谁负责整改", None),
 ])
 def test_asked_role(question, expected):
     assert asked_role(question) == expected
@@ -49,10 +54,43 @@ def test_header_holds_only_what_it_prints():
     assert not header_holds(AskedRole("when"), DocumentMeta())
 
 
+@pytest.mark.parametrize(("question", "expected"), [
+    ("这篇讲话的作者是谁", {"speaker"}),
+    ("这篇讲话是谁讲的", {"speaker"}),
+    ("这条新闻是什么时候发布的", {"date"}),
+    ("会议地点在哪", {"place"}),
+    ("这篇文章的标题是什么", {"document"}),
+    ("黑石岭之战发生于什么时候", {"date"}),
+    ("教堂是由谁设计的", set()),  # a title block names a speaker or author, not a designer
+    ("商业门店复业由谁负责", set()),
+])
+def test_asked_metadata(question, expected):
+    assert asked_metadata(question) == expected
+
+
+def test_header_answers_only_what_it_holds():
+    meta = DocumentMeta(speaker="王建国", date="2021年3月2日")
+    assert header_answers(frozenset({"speaker"}), meta)
+    assert header_answers(frozenset({"date"}), meta)
+    assert not header_answers(frozenset({"place"}), meta)
+    assert not header_answers(frozenset(), meta)
+    assert not header_answers(frozenset({"date"}), DocumentMeta())  # a bare title
+    assert header_answers(frozenset({"document"}), DocumentMeta())
+
+
+# An encyclopedia article: its title block is the bare title, which holds no date, place or author.
+BATTLE = """黑石岭之战
+
+黑石岭之战，又名青河之战，发生于天正5年（1577年），是山田家统一北郡的关键战役。山田义和带领2000人攻打河谷，原本预期秋收期间对方无力应战，结果遭到伏击。
+
+战后，山田家控制了整个北郡，并在黑石岭修筑城砦。此战被后世视为北郡格局转变的开端，由大将森川忠次指挥的伏兵起了决定作用。
+"""
+
+
 @pytest.fixture(scope="module")
 def ask():
-    index = build_index([document_from_text(SPEECH, "speech.md"), document_from_text(NEWS, "news.txt")],
-                        HashingEmbedder())
+    index = build_index([document_from_text(SPEECH, "speech.md"), document_from_text(NEWS, "news.txt"),
+                         document_from_text(BATTLE, "battle.txt")], HashingEmbedder())
     retriever = HybridRetriever(index, HashingEmbedder())
     weights = TermWeights(p.text for p in index.passages)
 
@@ -92,3 +130,25 @@ def test_a_role_the_document_never_names_is_unanswerable(ask):
     assert answer.hits[0].passage.doc_title == "在全县农业农村工作会议上的讲话"
     assert not answer.answerable and answer.text == "不知道：文档中没有说明由谁主持。"
     assert answer.hits  # the closest passages are still returned
+
+
+@pytest.mark.parametrize(("question", "expected"), [
+    ("黑石岭之战发生于什么时候", "发生于天正5年"),
+    ("黑石岭之战的伏兵由谁指挥", "由大将森川忠次指挥的伏兵"),
+])
+def test_a_bare_title_does_not_answer_when_or_who(ask, question, expected):
+    answer, title_block = ask(question)
+    assert title_block(answer.hits[0].passage) is None
+    assert expected in answer.hits[0].passage.text
+
+
+def test_a_title_block_still_answers_what_it_holds(ask):
+    answer, title_block = ask("安全生产工作会议这条新闻是什么时候发布的")
+    assert title_block(answer.hits[0].passage) is not None
+
+
+def test_a_speech_named_in_a_who_question_is_not_its_speaker_answer(ask):
+    # `讲话` names the document here; the question asks who is to carry out a task, which the body says.
+    answer, title_block = ask("农业农村工作会议讲话要求主体责任由谁来落实")
+    assert title_block(answer.hits[answer.source].passage) is None
+    assert "各乡镇要落实主体责任" in answer.text
