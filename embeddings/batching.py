@@ -35,25 +35,6 @@ class QueryEncoderStats:
     cache_size: int
 
 
-class PendingQueries:
-    """Question vectors on their way from a `QueryBatcher`; `result()` waits for them (once)."""
-
-    def __init__(self, batcher: QueryBatcher, texts: list[str], out: np.ndarray, pending: list[tuple[int, Future]]):
-        self._batcher = batcher
-        self._texts = texts
-        self._out = out
-        self._pending = pending
-
-    def result(self) -> np.ndarray:
-        """The vectors, one row per text, in order; raises what the encoder raised."""
-        for i, future in self._pending:
-            vector = future.result()
-            self._out[i] = vector
-            self._batcher._remember(self._texts[i], vector)
-        self._pending = []
-        return self._out
-
-
 class QueryBatcher:
     """An `Embedder` whose query encoding runs on one worker thread, in batches, behind an LRU cache.
 
@@ -115,16 +96,10 @@ class QueryBatcher:
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Encodes questions: cached ones at once, the others on the worker thread with other callers' questions."""
-        return self.start_queries(texts).result()
-
-    def start_queries(self, texts: list[str]) -> PendingQueries:
-        """Queues `texts` for the worker and returns at once; `.result()` waits for their vectors.
-
-        A caller with other work to do meanwhile (a hybrid search scores its keywords) does it while the question
-        is encoded, instead of after.
-        """
         texts = check_texts(texts)
-        out = np.empty((len(texts), self.dim), dtype=np.float32) if texts else empty_embeddings(self.dim)
+        if not texts:
+            return empty_embeddings(self.dim)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
         pending: list[tuple[int, Future]] = []
         with self._cond:
             self._arriving += 1
@@ -139,7 +114,11 @@ class QueryBatcher:
             with self._cond:
                 self._arriving -= 1
                 self._cond.notify_all()
-        return PendingQueries(self, texts, out, pending)
+        for i, future in pending:
+            vector = future.result()
+            out[i] = vector
+            self._remember(texts[i], vector)
+        return out
 
     def stats(self) -> QueryEncoderStats:
         with self._cache_lock:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -167,22 +167,9 @@ class HybridRetriever:
     def _keyword(self, query: str, doc_ids: list[str] | None, n: int) -> dict[int, float]:
         return self.data.keyword_search(normalize(query), n, doc_ids)
 
-    def _start_dense(self, query: str, doc_ids: list[str] | None, n: int) -> Callable[[], dict[int, float]]:
-        """The dense search, to be finished by calling what this returns.
-
-        An embedder that encodes questions on a worker thread (`QueryBatcher`, as every served index has) starts
-        encoding now, so a hybrid search scores its keywords meanwhile instead of after; any other encodes when
-        finished.
-        """
-        text = normalize(query)
-        start = getattr(self.embedder, "start_queries", None)
-        pending = start([text]) if start is not None else None
-
-        def finish() -> dict[int, float]:
-            vector = (pending.result() if pending is not None else self.embedder.encode_queries([text]))[0]
-            return self.data.dense_search(vector, n, doc_ids, sentence_weight=self.config.sentence_weight)
-
-        return finish
+    def _dense(self, query: str, doc_ids: list[str] | None, n: int) -> dict[int, float]:
+        vector = self.embedder.encode_queries([normalize(query)])[0]
+        return self.data.dense_search(vector, n, doc_ids, sentence_weight=self.config.sentence_weight)
 
     def _demote_title_blocks(self, query: str, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
         """Push title-block passages down unless the question asks for metadata (who, when, which document).
@@ -267,9 +254,8 @@ class HybridRetriever:
         query = validate_request(query, top_k, mode, self.config)
         doc_ids = self._check_ids(doc_ids)
         n = max(self.config.candidates, top_k)
-        finish_dense = self._start_dense(query, doc_ids, n) if mode in ("hybrid", "dense") else None
         keyword = self._keyword(query, doc_ids, n) if mode in ("hybrid", "bm25") else {}
-        dense = finish_dense() if finish_dense is not None else {}
+        dense = self._dense(query, doc_ids, n) if mode in ("hybrid", "dense") else {}
         if mode == "bm25":
             ranked = sorted(keyword.items(), key=lambda kv: (-kv[1], kv[0]))
         elif mode == "dense":

@@ -143,26 +143,3 @@ def test_passages_are_encoded_on_the_callers_thread():
 def test_limits_are_checked(arguments, message):
     with pytest.raises(ValueError, match=message):
         QueryBatcher(RecordingEmbedder(), **arguments)
-
-
-def test_start_queries_returns_before_the_vectors_are_encoded():
-    inner = RecordingEmbedder(delay_s=0.3)
-    batcher = QueryBatcher(inner, cache_size=4)
-    texts = ["古塔区固定资产投资完成多少", "森林防火期从哪天开始"]
-    started = time.perf_counter()
-    pending = batcher.start_queries(texts)
-    assert time.perf_counter() - started < 0.2, "start_queries must not wait for the encoder"
-    vectors = pending.result()
-    assert time.perf_counter() - started >= 0.3
-    assert np.array_equal(vectors, inner.inner.encode_queries(texts))
-    # The vectors were remembered: asking again encodes nothing.
-    calls = len(inner.calls)
-    assert np.array_equal(batcher.start_queries(texts).result(), vectors)
-    assert len(inner.calls) == calls
-
-
-def test_start_queries_hands_the_encoder_error_to_result():
-    batcher = QueryBatcher(RecordingEmbedder(fail_on="坏问题"))
-    pending = batcher.start_queries(["坏问题"])
-    with pytest.raises(RuntimeError, match="engine failed on 坏问题"):
-        pending.result()

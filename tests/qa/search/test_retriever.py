@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from embeddings import QueryBatcher
 from qa.errors import DocumentNotFoundError, InvalidQueryError
 from qa.search.retriever import HybridRetriever, RetrievalConfig, validate_request
 
@@ -193,56 +190,6 @@ def test_punctuation_only_query_is_rejected(query):
     with pytest.raises(InvalidQueryError, match="searchable"):
         validate_request(query, 5, "hybrid", CONFIG)
 
-
-class _SlowKeywords:
-    """The tiny index, with a keyword search that takes 0.2 s and records when it ended."""
-
-    def __init__(self, data):
-        self._data = data
-        self.keyword_ended_at: list[float] = []
-
-    def __getattr__(self, name):
-        return getattr(self._data, name)
-
-    def keyword_search(self, query, n, doc_ids=None):
-        time.sleep(0.2)
-        found = self._data.keyword_search(query, n, doc_ids)
-        self.keyword_ended_at.append(time.perf_counter())
-        return found
-
-
-class _SlowEncoder:
-    """Hashing question vectors that take `delay_s` to encode, recording when each encode started."""
-
-    def __init__(self, inner, delay_s: float):
-        self.inner, self.name, self.dim, self.delay_s = inner, inner.name, inner.dim, delay_s
-        self.started_at: list[float] = []
-
-    def encode_queries(self, texts):
-        self.started_at.append(time.perf_counter())
-        time.sleep(self.delay_s)
-        return self.inner.encode_queries(texts)
-
-    def encode_documents(self, texts):
-        return self.inner.encode_documents(texts)
-
-
-def test_hybrid_scores_keywords_while_a_batcher_encodes_the_question(tiny_index, embedder, retriever):
-    """With the question encoder on its own thread, the keyword search does not wait for the question vector."""
-    data, slow = _SlowKeywords(tiny_index), _SlowEncoder(embedder, delay_s=0.3)
-    overlapped = HybridRetriever(data, QueryBatcher(slow, cache_size=0))
-    question = "城关区上半年地区生产总值完成多少"
-    hits = overlapped.search(question, top_k=5)
-    assert slow.started_at[0] < data.keyword_ended_at[0], "the question was encoded only after the keyword search"
-    # Same ranking as encoding first, then searching.
-    expected = retriever.search(question, top_k=5)
-    assert [(h.passage.passage_id, h.score) for h in hits] == [(h.passage.passage_id, h.score) for h in expected]
-
-
-def test_without_a_batcher_the_question_is_encoded_on_the_calling_thread(tiny_index, embedder):
-    slow = _SlowEncoder(embedder, delay_s=0.0)
-    hits = HybridRetriever(tiny_index, slow).search("全区森林防火期从哪天开始", top_k=3)
-    assert hits and len(slow.started_at) == 1
 
 # --- re-ranking by the best answering sentence ---------------------------------------------------------------------
 
