@@ -138,7 +138,8 @@ class HybridRetriever:
             self._weights = TermWeights(p.text for p in self.data.passages)
         return self._weights
 
-    def _rerank(self, query: str, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    def _rerank(self, query: str, ranked: list[tuple[int, float]],
+                answering_headers: frozenset[int] = frozenset()) -> list[tuple[int, float]]:
         """The best `rerank_depth` candidates gain `rerank_weight` times their best answering sentence's score.
 
         Fusion judges a passage as a whole, so an article's opening paragraph, which names its subject again and
@@ -146,14 +147,20 @@ class HybridRetriever:
         (`1992年4月，罗保铭担任什么职务` -> `1992年4月，任中共天津市大港区委副书记…`). The answer sentence's score (its
         coverage of the question, with the title's words counted for every sentence, the asked kind of value, the
         asked attribute) tells them apart. Scores only grow, so the list stays sorted above the rest.
+
+        `answering_headers` are title blocks that hold what a who/when/which-document question asks (kept up by
+        `_demote_title_blocks`): their answer is a metadata line (`(2020年7月25日)`) that shares no words with the
+        question, so they gain as much as the best other candidate, which keeps their place.
         """
         depth, weight = self.config.rerank_depth, self.config.rerank_weight
         if not ranked or not depth or not weight:
             return ranked
         score = passage_scorer(query, self.weights)
         passages = self.data.passages
-        head = [(row, fused + weight * score(passages[row].text, passages[row].doc_title))
-                for row, fused in ranked[:depth]]
+        gains = {row: weight * score(passages[row].text, passages[row].doc_title)
+                 for row, _ in ranked[:depth] if row not in answering_headers}
+        best = max(gains.values(), default=0.0)
+        head = [(row, fused + gains.get(row, best)) for row, fused in ranked[:depth]]
         return sorted(head + ranked[depth:], key=lambda rs: (-rs[1], rs[0]))
 
     def _check_ids(self, doc_ids: list[str] | None) -> list[str] | None:
@@ -171,17 +178,20 @@ class HybridRetriever:
         vector = self.embedder.encode_queries([normalize(query)])[0]
         return self.data.dense_search(vector, n, doc_ids, sentence_weight=self.config.sentence_weight)
 
-    def _demote_title_blocks(self, query: str, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    def _demote_title_blocks(self, query: str,
+                             ranked: list[tuple[int, float]]) -> tuple[list[tuple[int, float]], frozenset[int]]:
         """Push title-block passages down unless the question asks for metadata (who, when, which document).
 
         A title block shares the document's title words with every question that names the document
         (`县委扩大会议讲话要求落实的“两个责任”是什么`), yet it only answers who spoke, when and where. For who-chaired /
         when-held questions it is pushed down too when it does not hold the answer or a body passage of its
         document states it (see `qa.search.roles`).
+
+        Returns the ranking and the title blocks kept because they hold what the question asks.
         """
         header_rows = self.data.header_rows
         if not any(row in header_rows for row, _ in ranked[:10]):
-            return ranked
+            return ranked, frozenset()
         asked = asked_role(query)
         if asked is not None:
             ceiling = self._role_headers(asked, ranked[:10])
@@ -193,13 +203,14 @@ class HybridRetriever:
                 fields, getattr(documents.get(passages[row].doc_id), "meta", None))}
         else:
             ceiling = dict.fromkeys(header_rows, float("inf"))
+        answering = frozenset(row for row, _ in ranked[:10] if row in header_rows and row not in ceiling)
         if not ceiling:
-            return ranked
+            return ranked, answering
         adjusted = [(row, min(score * TITLE_BLOCK_FACTOR, ceiling[row]) if row in ceiling else score)
                     for row, score in ranked]
         if asked is not None:
             adjusted = self._body_first(asked, ranked[:10], adjusted)
-        return sorted(adjusted, key=lambda rs: (-rs[1], rs[0]))
+        return sorted(adjusted, key=lambda rs: (-rs[1], rs[0])), answering
 
     def _body_first(self, asked: AskedRole, top: list[tuple[int, float]],
                     adjusted: list[tuple[int, float]]) -> list[tuple[int, float]]:
@@ -264,9 +275,9 @@ class HybridRetriever:
             ranked = rrf([list(keyword), list(dense)], weights=[self.config.bm25_weight, self.config.dense_weight])
         else:
             ranked = weighted_sum([keyword, dense], [self.config.bm25_weight, self.config.dense_weight])
-        ranked = self._demote_title_blocks(query, ranked)
+        ranked, answering_headers = self._demote_title_blocks(query, ranked)
         if mode == "hybrid":
-            ranked = self._rerank(query, ranked)
+            ranked = self._rerank(query, ranked, answering_headers)
         return [
             Hit(passage=self.data.passages[row], score=float(score),
                 dense_score=dense.get(row) if mode != "bm25" else None,

@@ -237,3 +237,18 @@ def test_rerank_applies_to_hybrid_only(biography, embedder):
     for mode in ("bm25", "dense"):
         assert ([(h.passage.passage_id, h.score) for h in plain.search("罗保铭担任什么职务", mode=mode)]
                 == [(h.passage.passage_id, h.score) for h in reranked.search("罗保铭担任什么职务", mode=mode)])
+
+
+def test_rerank_keeps_a_title_block_that_holds_the_asked_speaker_first(embedder):
+    """The title block's answer is its speaker line, which shares no words with the question: the answer-sentence
+    re-rank must not push it below body passages that only share the meeting's words."""
+    from qa.config import SAMPLE_CORPUS
+    from qa.index.build import build_index
+    from qa.ingest.reader import load_documents
+
+    index = build_index(load_documents([SAMPLE_CORPUS]).documents, embedder)
+    retriever = HybridRetriever(index, embedder)
+    assert retriever.config.rerank_weight > 0
+    top = retriever.search("古塔区统筹推进疫情防控和经济社会发展调度会议上是谁讲话", top_k=3)[0]
+    assert is_title_block(retriever, top.passage)
+    assert "宋 晓 东" in top.passage.text
