@@ -118,6 +118,8 @@ class SearchIndex(Protocol):
 
     def tune(self, ef_search: int, nprobe: int) -> None: ...
 
+    def index_texts(self) -> list[str]: ...
+
 
 class HybridRetriever:
     """Ranks passages of one loaded index for a question."""
@@ -135,7 +137,8 @@ class HybridRetriever:
     @property
     def weights(self) -> TermWeights:
         if self._weights is None:
-            self._weights = TermWeights(p.text for p in self.data.passages)
+            # The live rows' texts as BM25 saw them (a deleted document's rows stay in `passages` until compaction).
+            self._weights = TermWeights(self.data.index_texts())
         return self._weights
 
     def _rerank(self, query: str, ranked: list[tuple[int, float]],
