@@ -254,7 +254,9 @@ class QAService:
 
     def _warn_if_built_otherwise(self) -> None:
         """An index built with other settings (e.g. before sentence vectors) is served as it is; say how to update."""
-        data = self.snapshot.data
+        # The index just published, not `snapshot`: that refreshes, and a refresh may be what is loading (it holds
+        # the reload lock, which is not reentrant).
+        data = self._snapshot.data
         if isinstance(data, IndexData) and data.config != self.index_config:
             logger.warning("index in %s was built with other settings (sentence vectors: %s, titles in keyword "
                            "search: %s; configured: %s, %s); it is served as built: run `qa index` to rebuild it",

@@ -74,6 +74,27 @@ def test_a_writer_waits_while_another_holds_the_lock_briefly(folder):
     assert service.add_document(document_from_text(NEW_TEXT, "new.txt"))
 
 
+def test_a_version_made_live_while_a_reader_loads_one_does_not_hang_it(folder, monkeypatch):
+    # Refreshing holds the reload lock while it loads; loading read the served index through `snapshot`, which
+    # refreshes again and waited for that same lock, forever, whenever yet another version went live meanwhile
+    # (seen as a hung test run).
+    writer, reader = open_service(folder), open_service(folder)
+    assert writer.add_document(document_from_text(NEW_TEXT, "one.txt"))
+    publish = reader._publish
+
+    def publish_then_another_version_goes_live(data):
+        publish(data)
+        monkeypatch.setattr(reader, "_publish", publish)
+        assert writer.add_document(document_from_text(OTHER_TEXT, "two.txt"))
+
+    monkeypatch.setattr(reader, "_publish", publish_then_another_version_goes_live)
+    refreshed = threading.Thread(target=reader.refresh, daemon=True)
+    refreshed.start()
+    refreshed.join(timeout=30)
+    assert not refreshed.is_alive(), "refresh hung on its own reload lock"
+    assert reader.version == writer.version
+
+
 def test_readers_never_see_a_torn_index_while_another_service_writes(folder):
     writer, reader = open_service(folder), open_service(folder)
     docs = [document_from_text(f"第{i}次会议纪要\n会议确定，第{i}批项目共{i + 3}个，本月开工。\n", f"m{i}.txt")
