@@ -20,28 +20,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from qa.index.tokenize import create_tokenizer
+from qa.search.asked import (
+    DATE,
+    DAY_OR_YEAR_QUESTION,
+    FIGURE,
+    NUMBERED_DATE,
+    PLACE,
+    PLACEHOLDER,
+    RANK_QUESTION,
+    RANK_STATED,
+    VALUE,
+    asked_figure,
+    question_focus,
+    question_type,
+)
 from qa.search.reading import TermWeights, sentence_spans
 from qa.search.roles import AskedRole, asked_role, header_holds, states_role
 from qa.text import is_cjk, normalize
 from qa.types import Answer, AnswerSpan, DocumentMeta, ExactAnswer, Hit, Passage
 
-# "多少/几个/多大…" ask for a number; "哪几个/哪两个" ask for a list and are excluded.
-_NUMERIC_QUESTION = re.compile(r"多少|(?<!哪)几(?=[个户人家项次天年万亿名座所条倍成])|多大|多高|多长|多重|占比|比重|百分之几|几成")
-_WHEN_QUESTION = re.compile(r"什么时候|哪天|哪一天|何时|哪年|哪一年|哪月|几月|几号|什么时间|哪个时间|日期")
-# A real figure: digits (with decimals/percent/units), or Chinese numerals with a measure word.
-_FIGURE = re.compile(r"\d+(?:[.,]\d+)*\s*(?:%|‰)?"
-                     r"|[零〇一二两三四五六七八九十百千万亿半]{2,}|[两三四五六七八九十百千万亿](?=[个户人家项次天年月日倍成名座所条位岁只头台辆架艘部本张集届场层批])")
-# An anonymised figure: a lone `X` (not part of a Latin word), as in `GDP增长X%` or `X个确诊病例`.
-# Matched on raw and on normalized (lower-cased) text alike.
-_PLACEHOLDER = re.compile(r"(?<![A-Za-z])[XxＸｘ](?![A-Za-z])")
-_DATE = re.compile(r"\d{4}\s*年|\d{1,2}\s*月\s*\d{1,2}\s*日|\d{4}-\d{1,2}-\d{1,2}|\d{1,2}\s*月|\d{1,2}\s*日"
-                   r"|\d+\s*(?:世纪|年代)|[零〇一二三四五六七八九十]+(?:年|月|日|世纪|年代)|元年"
-                   r"|[春夏秋冬][季天]|时期|期间|时候|初期|中期|末期|晚期|早期"
-                   r"|上周|本周|昨天|今天|今年|去年|上半年|下半年|年底|月底|年初|月初")
-_WHERE_QUESTION = re.compile(r"哪里|哪儿|什么地方|哪个地方|哪些地方|什么地区|哪个地区|哪些地区|何地|何处|哪国|哪个国家|哪个城市|哪个省")
-# A place name: a word ending in an administrative or geographic suffix (`江苏省南京市`, `宜兰县头城镇`).
-_PLACE = re.compile(r"[\u4e00-\u9fff](?:省|市|县|区|镇|乡|村|州|国|岛|洲|路|街|山|河|湖|港|湾)")
-_CLAUSE_SPLIT = re.compile(r"[，,；;：:、]")
+# ASCII `,` and `:` between digits are part of a number or a time (`2,400万年`, `08:40`), not a clause break.
+_CLAUSE_SPLIT = re.compile(r"[，；：、]|(?<!\d)[,;:]|[,;:](?!\d)")
 
 # Below this weighted share of the question's terms in the best passage, no passage addresses the question.
 # Paraphrased questions share little wording with their answer (0.1-0.2 on the dev set), off-topic ones nothing.
@@ -101,17 +100,6 @@ class Verdict:
     coverage: float = 0.0
 
 
-def question_type(query: str) -> str:
-    """"numeric", "when", "where" or "other", from the question words."""
-    if _WHEN_QUESTION.search(query):
-        return "when"
-    if _NUMERIC_QUESTION.search(query):
-        return "numeric"
-    if _WHERE_QUESTION.search(query):
-        return "where"
-    return "other"
-
-
 def _clean(text: str) -> str:
     return re.sub(r"\s+", "", text.replace("**", "")).strip("#")
 
@@ -130,77 +118,11 @@ def _figure_near_terms(sentence: str, query_terms: set[str], weights: TermWeight
             break
         # The figure sits in the clause that names the quantity: `复工企业X户`, `固定资产投资完成10.4亿元`.
         clause = clauses[i]
-        if pattern.search(_PLACEHOLDER.sub("", clause)):
+        if pattern.search(PLACEHOLDER.sub("", clause)):
             return "real"
-        if _PLACEHOLDER.search(clause):
+        if PLACEHOLDER.search(clause):
             found = "placeholder"
     return found
-
-
-# Any question word: where the asked thing sits in the question.
-_WH = re.compile(r"多少|多大|多高|多长|多重|多远|多深|多宽|多久|(?<!哪)几|什么时候|什么时间|什么|哪[一个些里儿年天月种位家所座条]?|谁|何时|何地|何处|为何|如何|怎么|怎样|为什么")
-# Grammatical words between the asked attribute and the question word (`体重大约是多少`, `面积有多大`).
-_FOCUS_TRIM = re.compile(r"(?:大约|大概|约为|一共|总共|分别|究竟|到底|是|有|为|约|达|共|的|了|在|于|到|都|会|能|要|将|已|还|又|被|由|从)+$")
-_UNIT = (r"(?:个百分点|百分点|平方公里|平方米|公里|公斤|公分|公尺|公顷|厘米|毫米|千米|米|千克|克|吨|亿元|万元|美元|日圆|元"
-         r"|分钟|小时|秒|亩|户|人|个|家|项|次|天|年|岁|倍|名|座|所|条|位|台|辆|架|艘|本|张|集|届|场|层|度|发|枚|种)")
-_FOCUS_LEAD = re.compile(rf"^(?:[万亿千百]*{_UNIT}|[万亿千百]|的|是|有|在|于)+")
-_QUESTION_TAIL = re.compile(r"[？?。！!，,、\s]+")
-
-
-@dataclass(frozen=True, slots=True)
-class Focus:
-    """What the question asks about, read off the words next to its question word.
-
-    `left` holds the words before it (`面积` in `面积有多大`), `right` those after it (`病人` in `有多少病人…`),
-    `adjective` the measured property of `多高/多长…` (`高`).
-    """
-
-    left: str = ""
-    right: str = ""
-    adjective: str = ""
-
-    def match(self, clause: str, ignore: set[str] | frozenset[str] = frozenset()) -> int:
-        """How firmly `clause` names the asked thing: the length of the longest part of the focus it contains.
-
-        A part counts from two characters on (any two adjacent ones), or one for the adjective of `多高`; parts
-        made only of bigrams in `ignore` (the title's words, which every sentence of the document is about) do
-        not count. 0 = the clause does not name it.
-        """
-        best = 0
-        for part in (self.left, self.right):
-            for size, pieces in _pieces(part):
-                if size <= max(best, 1):
-                    break
-                if any(piece in clause and not grams <= ignore for piece, grams in pieces):
-                    best = size
-                    break
-        if not best and self.adjective and self.adjective in clause:
-            best = 1
-        return best
-
-
-def _bigrams(text: str) -> set[str]:
-    return {text[i:i + 2] for i in range(len(text) - 1)}
-
-
-@functools.lru_cache(maxsize=1024)
-def _pieces(part: str) -> tuple[tuple[int, tuple[tuple[str, frozenset[str]], ...]], ...]:
-    """The substrings of a focus part by size, longest first, each with its bigrams (read once per question)."""
-    return tuple((size, tuple((part[i:i + size], frozenset(_bigrams(part[i:i + size])))
-                              for i in range(len(part) - size + 1)))
-                 for size in range(len(part), 0, -1))
-
-
-def question_focus(query: str) -> Focus:
-    """The asked attribute around the question word; empty when the question has no question word."""
-    text = normalize(query)
-    m = _WH.search(text)
-    if m is None:
-        return Focus()
-    left = _FOCUS_TRIM.sub("", _QUESTION_TAIL.sub("", text[:m.start()]))[-4:]
-    right = _QUESTION_TAIL.split(_FOCUS_LEAD.sub("", text[m.end():]))[0][:4]
-    adjective = m.group()[1] if m.group().startswith("多") and m.group() != "多少" else ""
-    return Focus(left, right, adjective)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,10 +215,10 @@ def _read_passage(passage_text: str) -> tuple[_Sentence, ...]:
     out = []
     for start, end in sentence_spans(passage_text):
         norm = normalize(passage_text[start:end])
-        plain = _PLACEHOLDER.sub("", norm)
+        plain = PLACEHOLDER.sub("", norm)
         out.append(_Sentence(start, end, norm, frozenset(_BIGRAMS(norm)), frozenset(norm),
                              frozenset(_TOPIC_LEAD.sub("", norm)[:2]),
-                             (bool(_FIGURE.search(plain)), bool(_DATE.search(plain)), bool(_PLACE.search(plain)))))
+                             (bool(FIGURE.search(plain)), bool(DATE.search(plain)), bool(PLACE.search(plain)))))
     return tuple(out)
 
 
@@ -413,6 +335,12 @@ class Evidence:
     title_block: Callable[[Passage], DocumentMeta | None] = lambda passage: None
 
 
+def _rarity(piece: str, weights: TermWeights) -> float:
+    """How rare a focus piece's words are; bigrams with a grammatical character (`岛的`) count little."""
+    return math.fsum(weights.idf(t) * (FUNCTION_WEIGHT if set(t) & _FUNCTION_CHARS else 1.0)
+                     for t in weights.terms(piece))
+
+
 def _asked_value(query: str, hits: list[Hit], evidence: Evidence, pattern: re.Pattern[str]) -> str:
     """"real" if the hits give the asked figure/date, "placeholder" if they give it only as `X`, else "".
 
@@ -433,35 +361,60 @@ def _asked_value(query: str, hits: list[Hit], evidence: Evidence, pattern: re.Pa
         for start, end in sentence_spans(text):
             sentence = text[start:end]
             for clause in _clauses(normalize(sentence)):
-                strength = focus.match(clause, title_terms)
-                if strength:
-                    named.append((strength, clause))
+                side, piece = focus.named(clause, title_terms)
+                if piece or focus.match(clause, title_terms):
+                    named.append((len(piece) or 1, side, _rarity(piece, weights),
+                                  weights.coverage(query_terms, clause), clause))
             if figure != "real":
                 figure = _figure_near_terms(sentence, query_terms, weights, pattern) or figure
-            if figure != "real" and pattern is _DATE and pattern.search(_PLACEHOLDER.sub("", normalize(sentence))):
+            if figure != "real" and pattern in (DATE, NUMBERED_DATE) and pattern.search(PLACEHOLDER.sub("", normalize(sentence))):
                 # A time is rarely named next to the asked event's own words (`花期为4-5月` for `什么时候开花`):
                 # a sentence about the question (the title's words count) that gives one answers it.
                 present = query_terms & (weights.terms(sentence) | title_terms)
                 if sum(weights.idf(t) for t in present) >= WEAK_COVERAGE * total:
                     figure = "real"
     if named:
-        top = max(strength for strength, _ in named)
-        best = [clause for strength, clause in named if strength == top]
-        if any(pattern.search(_PLACEHOLDER.sub("", c)) for c in best):
+        # The clauses naming the longest piece of the attribute; of pieces as long from one side of the question
+        # word, the rarer: `收入` rather than the verb `完成` in `收入完成了多少` (`一般公共预算收入在全市位次还比较低`
+        # against `投资完成10.4亿元`), while `管辖下有几个村和社区` keeps both sides (`管辖`, `社区`).
+        top = max(size for size, *_ in named)
+        rarest: dict[int, float] = {}
+        for size, side, rarity, _, _ in named:
+            if size == top:
+                rarest[side] = max(rarity, rarest.get(side, rarity))
+        best = [clause for size, side, rarity, _, clause in named if size == top and rarity == rarest[side]]
+        if any(pattern.search(PLACEHOLDER.sub("", c)) for c in best):
             return "real"
-        if any(_PLACEHOLDER.search(c) for c in best):
+        if any(PLACEHOLDER.search(c) for c in best):
             return "placeholder"
-        if any(pattern.search(_PLACEHOLDER.sub("", c)) for _, c in named):
+        if any(pattern.search(PLACEHOLDER.sub("", c)) for *_, coverage, c in named if coverage >= CLAUSE_COVERAGE / 2):
             return "real"
     return figure
 
 
-def judge(query: str, hits: list[Hit], evidence: Evidence, depth: int = 3) -> Verdict:
+def _gives_value(sentence: str, query: str, pattern: re.Pattern[str], weights: TermWeights) -> bool:
+    """Whether a clause of `sentence` gives a real value of `pattern` (not `X`, not one the question states) next to
+    a word of the question (`长江` in `落实长江十年禁渔令`; `规模以上增加值完成38.1亿元` does not answer `GDP总量是多少亿元`)."""
+    asked = normalize(query)
+    query_terms = weights.terms(query)
+    for clause in _clauses(normalize(sentence)):
+        for m in pattern.finditer(clause):
+            rest = clause[:m.start()] + "|" + clause[m.end():]
+            if (not PLACEHOLDER.search(m.group()) and m.group() not in asked
+                    and query_terms & weights.terms(rest)):
+                return True
+    return False
+
+
+def judge(query: str, hits: list[Hit], evidence: Evidence, depth: int = 3, answer: str = "") -> Verdict:
     """Decide whether the top hits answer `query`.
 
     Unanswerable when the top `depth` hits barely cover the question and the dense model also finds nothing
-    close, or when the question asks for a number/date and the clauses about the asked term give none, or give only
-    an `X` placeholder.
+    close, when the question asks for a number/date and the clauses about the asked term give none, or give only
+    an `X` placeholder, or when it asks who or what came first and no sentence states a first place. `answer` is
+    the sentence chosen as the answer: a number question naming its unit (`几年`) is answered when that sentence gives
+    a figure with the unit, however few of the question's words it shares (`落实长江十年禁渔令` for
+    `长江那个不许打鱼的禁令要持续几年`).
     """
     if not hits:
         return Verdict(False, "没有找到相关内容")
@@ -474,9 +427,18 @@ def judge(query: str, hits: list[Hit], evidence: Evidence, depth: int = 3) -> Ve
         floor = evidence.similarity_floor
         if coverage < MIN_COVERAGE or (floor is not None and similarity is not None and similarity < floor):
             return Verdict(False, "文档中没有直接回答这个问题的内容", coverage)
+    if RANK_QUESTION.search(query) and not any(RANK_STATED.search(normalize(evidence.index_text(hit.passage)))
+                                                 for hit in hits[:depth]):
+        return Verdict(False, "文档中没有给出名次", coverage)
     figure = ""
-    if qtype in ("numeric", "when"):
-        figure = _asked_value(query, hits[:depth], evidence, _FIGURE if qtype == "numeric" else _DATE)
+    unit_figure = asked_figure(query) if qtype == "numeric" else None
+    if qtype == "numeric":
+        figure = _asked_value(query, hits[:depth], evidence, unit_figure or FIGURE)
+        if figure == "" and unit_figure is not None and _gives_value(answer, query, unit_figure, weights):
+            figure = "real"
+    elif qtype == "when":
+        figure = _asked_value(query, hits[:depth], evidence,
+                              NUMBERED_DATE if DAY_OR_YEAR_QUESTION.search(query) else DATE)
     if qtype == "numeric" and figure != "real":
         reason = ("文档中这个数字以“X”代替，未给出具体数值" if figure == "placeholder"
                   else "文档中提到了相关内容，但没有给出具体数字")
@@ -487,10 +449,6 @@ def judge(query: str, hits: list[Hit], evidence: Evidence, depth: int = 3) -> Ve
 
 
 _RAW_CLAUSE = re.compile(r"[^，,；;：:、。！？!?]+")
-# A figure with its unit (`10.4亿元`, `8公斤`, `两个`, `92%`); dates use _DATE.
-# A figure with its unit (`10.4亿元`, `8公斤`, `两个`, `92%`), and a run of dates (`2023年11月1日`).
-_VALUE = re.compile(rf"\d+(?:[.,]\d+)*\s*(?:%|‰|[万亿千百]*\s*{_UNIT})?"
-                    rf"|[零〇一二两三四五六七八九十百千万亿半]{{2,}}{_UNIT}|[两三四五六七八九十]{_UNIT}")
 
 
 def exact_value(query: str, passage_text: str, sentence: AnswerSpan, weights: TermWeights) -> tuple[int, int, str] | None:
@@ -502,7 +460,7 @@ def exact_value(query: str, passage_text: str, sentence: AnswerSpan, weights: Te
     qtype = question_type(query)
     if qtype not in ("numeric", "when"):
         return None
-    pattern = _VALUE if qtype == "numeric" else _DATE
+    pattern = VALUE if qtype == "numeric" else DATE
     focus = question_focus(query)
     query_terms = weights.terms(query)
     raw = passage_text[sentence.start:sentence.end]
@@ -511,7 +469,7 @@ def exact_value(query: str, passage_text: str, sentence: AnswerSpan, weights: Te
     for clause in _RAW_CLAUSE.finditer(raw):
         # A value the question itself states (`2005年` in `2005年…获得第几名`) is not the answer.
         values = [m for m in pattern.finditer(clause.group())
-                  if not _PLACEHOLDER.search(m.group()) and normalize(m.group()) not in asked]
+                  if not PLACEHOLDER.search(m.group()) and normalize(m.group()) not in asked]
         if not values:
             continue
         norm = normalize(clause.group())
@@ -559,7 +517,10 @@ def build_answer(query: str, hits: list[Hit], evidence: Evidence, rank_prior: fl
             score = best.score - rank_prior * rank
             if choice is None or score > choice[0]:
                 choice = (score, rank)
-    verdict = judge(query, marked, evidence)
+    answer = ""
+    if choice is not None and marked[choice[1]].answer is not None:
+        answer = marked[choice[1]].answer.text
+    verdict = judge(query, marked, evidence, answer=answer)
     if verdict.answerable and asked is not None and asked.kind == "who" and not _role_stated(hits, asked, evidence):
         verdict = Verdict(False, f"文档中没有说明由谁{asked.role}", verdict.coverage)
     rank: int | None = None

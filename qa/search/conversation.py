@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from qa.index.tokenize import QUESTION_WORDS, content_terms, named_entities
 from qa.index.vocabulary import Vocabulary
-from qa.search.answer import question_type
+from qa.search.asked import question_type
 from qa.search.structure import is_structure_question, names_part, structure_phrase
 from qa.text import normalize
 from qa.types import Hit

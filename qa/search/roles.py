@@ -44,6 +44,8 @@ _SPEAKER_ROLE = "讲话"
 # When it was held: the question words of a when-question, and the verbs of an event taking place.
 _WHEN = re.compile(r"什么时候|什么时间|哪天|哪一天|何时|哪年|哪一年|哪月|几月|几号|日期")
 EVENTS = re.compile(r"召开|举行|举办|开幕|闭幕|开会")
+# As a question says it: also a meeting that was `开` (`会议是几号开的`).
+_EVENT_ASKED = re.compile(EVENTS.pattern + r"|会议?[^，,。；;？?！!]{0,8}开(?:的|了)")
 # A concrete date (not `今天`, `近日`): a year, a month with or without its day, or an ISO date.
 _CONCRETE_DATE = re.compile(r"\d{4}\s*年|\d{1,2}\s*月(?:\s*\d{1,2}\s*日)?|\d{4}-\d{1,2}-\d{1,2}"
                             r"|[一二三四五六七八九十]{1,3}月(?:[一二三四五六七八九十]{1,3}日)?")
@@ -83,7 +85,7 @@ def asked_role(query: str) -> AskedRole | None:
             if pattern.search(after) or any(_DOER.fullmatch(before, m.end()) for m in pattern.finditer(before)):
                 return AskedRole("who", role)
         return None
-    if _WHEN.search(text) and EVENTS.search(text):
+    if _WHEN.search(text) and _EVENT_ASKED.search(text):
         return AskedRole("when")
     return None
 

@@ -9,14 +9,12 @@ import pytest
 from qa.index.segments import passage_index_text
 from qa.search.answer import (
     Evidence,
-    Focus,
     TermWeights,
     best_sentence,
     build_answer,
     judge,
-    question_focus,
-    question_type,
 )
+from qa.search.asked import Focus, question_focus, question_type
 from qa.service import QAService
 from qa.types import Hit, Passage
 
@@ -346,6 +344,8 @@ def test_exact_value_skips_a_figure_the_question_states_and_is_none_for_other_qu
     ("尤金袋鼠的体重大约是多少", Focus(left="鼠的体重")),
     ("有多少病人在首个小时内死亡", Focus(right="病人在首")),
     ("东城区利润下降了多少", Focus(left="利润下降")),
+    # how sure the asker is is not part of the attribute
+    ("今年头两个月工业产值大概降了多少", Focus(left="业产值降")),
 ])
 def test_question_focus(question, expected):
     assert question_focus(question) == expected
@@ -398,3 +398,63 @@ def test_passage_scorer_prefers_the_passage_whose_sentence_answers():
     score = passage_scorer("1992年4月，罗保铭担任什么职务？", weights)
     assert score(posts, title) > score(opening, title) >= 0.0
     assert score("", title) == 0.0
+
+
+# --- values with the asked unit, dates with a number, rankings ----------------------------------------------------
+
+
+def test_asked_figure_reads_the_unit_the_question_names():
+    from qa.search.asked import asked_figure
+
+    money = asked_figure("上半年一般公共预算收入完成了多少亿元")
+    assert money.search("固定资产投资完成10.4亿元") and not money.search("完成了18个") and not money.search("总投资亿元")
+    years = asked_figure("禁令要持续几年")
+    assert years.search("落实长江十年禁渔令") and years.search("生存了近2,400万年") and not years.search("2020年")
+    assert asked_figure("全区复工企业有多少户") is None
+
+
+def test_a_figure_without_the_asked_unit_does_not_answer():
+    # The asked attribute (收入) has no figure; the verb (完成) has one elsewhere, with a money unit.
+    question = "上半年一般公共预算收入完成了多少亿元"
+    verdict = judge(question, hits_for(GUTA_PARAGRAPH), evidence_for(GUTA_PARAGRAPH))
+    assert verdict.answerable is False and "数字" in verdict.reason
+    text = "上半年一般公共预算收入完成3.2亿元，增长5%。"
+    assert judge(question, hits_for(text), evidence_for(text)).answerable is True
+
+
+def test_the_answer_sentence_with_the_asked_unit_answers_a_paraphrase():
+    # Shares only 长江 with the question; the chosen answer gives a span of years, the unit asked.
+    text = "落实长江十年禁渔令，扎实做好渔民精准识别工作。"
+    question = "长江那个不许打鱼的禁令要持续几年"
+    assert judge(question, hits_for(text), evidence_for(text)).answerable is False
+    assert judge(question, hits_for(text), evidence_for(text), answer=text).answerable is True
+    assert build_answer(question, hits_for(text), evidence_for(text)).answerable is True
+    withheld = "落实长江X年禁渔令，扎实做好渔民精准识别工作。"
+    assert judge(question, hits_for(withheld), evidence_for(withheld), answer=withheld).answerable is False
+
+
+def test_a_day_question_is_not_answered_by_a_relative_time():
+    today = "今天我们召开这次县委扩大会议，主要任务是再动员、再部署。"
+    dated = "4月29日，县委扩大会议召开，主要任务是再动员、再部署。"
+    question = "县委扩大会议是哪一天召开的"
+    verdict = judge(question, hits_for(today), evidence_for(today, dated))
+    assert verdict.answerable is False and "时间" in verdict.reason
+    assert judge(question, hits_for(dated), evidence_for(today, dated)).answerable is True
+    # `什么时候` is answered by a season or a period as before
+    assert judge("县委扩大会议什么时候召开", hits_for(today), evidence_for(today, dated)).answerable is True
+
+
+def test_who_came_first_needs_a_sentence_that_states_a_first_place():
+    announced = "会上，苏凯强同志通报了2019年度全区经济社会发展考评排名和十项重点工作排名。"
+    ranked = "在2019年度全区考评中，北大街街道位列第一，五一路街道排名第二。"
+    question = "2019年度考评排名中排第一的是哪个街道"
+    verdict = judge(question, hits_for(announced), evidence_for(announced, ranked))
+    assert verdict.answerable is False and "名次" in verdict.reason
+    assert judge(question, hits_for(ranked), evidence_for(announced, ranked)).answerable is True
+
+
+def test_a_thousands_comma_does_not_split_the_figure_from_its_unit():
+    # `2,400` was split at the comma (a clause break), leaving `400万年` apart from the asked `生存`.
+    text = "扁掌龙亚科首次出现于土仑阶,并持续生存到马斯垂克阶末期,生存了近2,400万年。"
+    question = "扁掌龙亚科在地球上生存了多少年"
+    assert judge(question, hits_for(text), evidence_for(text)).answerable is True

@@ -22,6 +22,7 @@ from tests.qa.search.documents import NEWS, SPEECH
     ("会上谁讲了话", AskedRole("who", "讲话")),
     ("会议是哪天召开的", AskedRole("when")),
     ("会议什么时候举行", AskedRole("when")),
+    ("那次全区领导干部会议是几号开的", AskedRole("when")),  # the meeting `开`, no 召开/举行 said
     ("这条新闻是什么时候发布的", None),  # publication, not an event
     ("谁负责商业门店复业", None),
     ("要落实哪两位领导的讲话精神", None),
