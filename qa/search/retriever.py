@@ -14,7 +14,15 @@ from qa.errors import DocumentNotFoundError, InvalidQueryError
 from qa.search.answer import passage_scorer
 from qa.search.fusion import rrf, weighted_sum
 from qa.search.reading import TermWeights
-from qa.search.roles import AskedRole, asked_metadata, asked_role, header_answers, header_holds, states_role
+from qa.search.roles import (
+    AskedRole,
+    asked_metadata,
+    asked_role,
+    asks_publication,
+    header_answers,
+    header_holds,
+    states_role,
+)
 from qa.text import normalize
 from qa.types import Document, Hit, Passage
 
@@ -51,8 +59,8 @@ class RetrievalConfig:
     """
 
     fusion: str = "weighted"
-    bm25_weight: float = 0.6
-    dense_weight: float = 0.4
+    bm25_weight: float = 0.5
+    dense_weight: float = 0.5
     candidates: int = 50
     sentence_weight: float = 0.5
     rerank_weight: float = 2.5
@@ -153,7 +161,8 @@ class HybridRetriever:
 
         `answering_headers` are title blocks that hold what a who/when/which-document question asks (kept up by
         `_demote_title_blocks`): their answer is a metadata line (`(2020年7月25日)`) that shares no words with the
-        question, so they gain as much as the best other candidate, which keeps their place.
+        question, so they gain as much as the best other candidate, which keeps their place. When the question asks
+        when the document was published, which no body passage says, they go first.
         """
         depth, weight = self.config.rerank_depth, self.config.rerank_weight
         if not ranked or not depth or not weight:
@@ -164,6 +173,9 @@ class HybridRetriever:
                  for row, _ in ranked[:depth] if row not in answering_headers}
         best = max(gains.values(), default=0.0)
         head = [(row, fused + gains.get(row, best)) for row, fused in ranked[:depth]]
+        if answering_headers and asks_publication(query):
+            top = max(score for row, score in head)
+            head = [(row, top + 1e-6 if row in answering_headers else score) for row, score in head]
         return sorted(head + ranked[depth:], key=lambda rs: (-rs[1], rs[0]))
 
     def _check_ids(self, doc_ids: list[str] | None) -> list[str] | None:

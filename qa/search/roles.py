@@ -115,6 +115,16 @@ _ASKS_METADATA: dict[str, re.Pattern[str]] = {
 }
 
 
+# When the document was published: only its title block says (a body gives the dates of what it reports). Not
+# `出版` (an encyclopedia article tells when its book came out) nor `来源` (a name's origin).
+_ASKS_PUBLICATION = re.compile(r"发布|刊发|刊登")
+
+
+def asks_publication(query: str) -> bool:
+    """Whether a question asks when a document was published (`这条新闻是什么时候发布的`)."""
+    return _ASKS_PUBLICATION.search(normalize(query)) is not None
+
+
 def asked_metadata(query: str) -> frozenset[str]:
     """Which of a title block's contents a question asks for: "document", "speaker", "date", "place".
 

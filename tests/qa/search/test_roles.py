@@ -10,7 +10,15 @@ from qa.index.segments import is_title_block
 from qa.ingest.document import document_from_text
 from qa.search.answer import Evidence, TermWeights, build_answer
 from qa.search.retriever import HybridRetriever
-from qa.search.roles import AskedRole, asked_metadata, asked_role, header_answers, header_holds, states_role
+from qa.search.roles import (
+    AskedRole,
+    asked_metadata,
+    asked_role,
+    asks_publication,
+    header_answers,
+    header_holds,
+    states_role,
+)
 from qa.types import DocumentMeta
 from tests.qa.search.documents import NEWS, SPEECH
 
@@ -143,7 +151,15 @@ def test_a_bare_title_does_not_answer_when_or_who(ask, question, expected):
     assert expected in answer.hits[0].passage.text
 
 
+def test_asks_publication():
+    assert asks_publication("这条魏都要闻是什么时候发布的") and asks_publication("这篇报道是哪天刊发的")
+    assert not asks_publication("全县安全生产工作会议是哪天召开的") and not asks_publication("会议由谁主持")
+    assert not asks_publication("这个名字的来源是什么") and not asks_publication("这本书是哪一年出版的")
+
+
 def test_a_title_block_still_answers_what_it_holds(ask):
+    # Its date is the publication time, which no body sentence gives: it goes first even when a body passage with
+    # the meeting's date scores as high.
     answer, title_block = ask("安全生产工作会议这条新闻是什么时候发布的")
     assert title_block(answer.hits[0].passage) is not None
 
