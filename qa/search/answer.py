@@ -31,6 +31,7 @@ from qa.search.asked import (
     RANK_STATED,
     VALUE,
     asked_figure,
+    counted_noun,
     question_focus,
     question_type,
 )
@@ -406,6 +407,15 @@ def _gives_value(sentence: str, query: str, pattern: re.Pattern[str], weights: T
     return False
 
 
+def _lists_counted(sentence: str, noun: str) -> bool:
+    """Whether a sentence lists two or more of the counted things (`圣斐迪南骑士团、圣真纳罗骑士团和…骑士团`): a count
+    question is answered by the list as well as by a number."""
+    if not noun or not sentence:
+        return False
+    items = re.split(r"[、和及与]", normalize(sentence))
+    return sum(noun in item for item in items) >= 2
+
+
 def judge(query: str, hits: list[Hit], evidence: Evidence, depth: int = 3, answer: str = "") -> Verdict:
     """Decide whether the top hits answer `query`.
 
@@ -435,6 +445,8 @@ def judge(query: str, hits: list[Hit], evidence: Evidence, depth: int = 3, answe
     if qtype == "numeric":
         figure = _asked_value(query, hits[:depth], evidence, unit_figure or FIGURE)
         if figure == "" and unit_figure is not None and _gives_value(answer, query, unit_figure, weights):
+            figure = "real"
+        if figure == "" and _lists_counted(answer, counted_noun(query)):
             figure = "real"
     elif qtype == "when":
         figure = _asked_value(query, hits[:depth], evidence,

@@ -28,7 +28,11 @@ PLACEHOLDER = re.compile(r"(?<![A-Za-z])[XxＸｘ](?![A-Za-z])")
 DATE = re.compile(r"\d{4}\s*年|\d{1,2}\s*月\s*\d{1,2}\s*日|\d{4}-\d{1,2}-\d{1,2}|\d{1,2}\s*月|\d{1,2}\s*日"
                    r"|\d+\s*(?:世纪|年代)|[零〇一二三四五六七八九十]+(?:年|月|日|世纪|年代)|元年"
                    r"|[春夏秋冬][季天]|时期|期间|时候|初期|中期|末期|晚期|早期"
-                   r"|上周|本周|昨天|今天|今年|去年|上半年|下半年|年底|月底|年初|月初")
+                   r"|上周|本周|昨天|今天|今年|去年|上半年|下半年|年底|月底|年初|月初"
+                   # a time of day (`12时26分`, `正午`) and the 24 solar terms (`夏至当日正午`)
+                   r"|\d{1,2}\s*[时点](?:\s*\d{1,2}\s*分)?|凌晨|清晨|早晨|上午|中午|正午|下午|傍晚|晚上|深夜|午夜"
+                   r"|立春|雨水|惊蛰|春分|清明|谷雨|立夏|小满|芒种|夏至|小暑|大暑|立秋|处暑|白露|秋分|寒露|霜降"
+                   r"|立冬|小雪|大雪|冬至|小寒|大寒")
 # A when-question asking for a day or a year is not answered by a relative time (`县委扩大会议是哪一天召开的`
 # against `今天我们召开这次会议`): it needs a date with a number in it.
 DAY_OR_YEAR_QUESTION = re.compile(r"哪天|哪一天|几号|哪日|几月几日|日期|哪年|哪一年")
@@ -149,3 +153,13 @@ def question_focus(query: str) -> Focus:
     right = _QUESTION_TAIL.split(_FOCUS_LEAD.sub("", text[m.end():]))[0][:4]
     adjective = m.group()[1] if m.group().startswith("多") and m.group() != "多少" else ""
     return Focus(left, right, adjective)
+
+
+# A count question's counted thing (`几家骑士团` -> `骑士团`): answered by a list of such things as well as by a number.
+COUNT_QUESTION = re.compile(r"(?:多少|(?<!哪)几)[个家项种所座条位名次类部本件](?P<noun>[^的，,？?。！!、]{2,6})")
+
+
+def counted_noun(query: str) -> str:
+    """The noun after a count question's measure word (`卡洛身兼几家骑士团的大团长职位` -> `骑士团`), "" if none."""
+    m = COUNT_QUESTION.search(normalize(query))
+    return m.group("noun") if m else ""

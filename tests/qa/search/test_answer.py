@@ -458,3 +458,22 @@ def test_a_thousands_comma_does_not_split_the_figure_from_its_unit():
     text = "扁掌龙亚科首次出现于土仑阶,并持续生存到马斯垂克阶末期,生存了近2,400万年。"
     question = "扁掌龙亚科在地球上生存了多少年"
     assert judge(question, hits_for(text), evidence_for(text)).answerable is True
+
+
+def test_a_when_question_is_answered_by_a_time_of_day_or_a_solar_term():
+    text = "每年夏至当日正午12时26分,人站立在塔底下没有身影。"
+    question = "每年的什么时候，人站立在塔底下没有身影"
+    assert judge(question, hits_for(text), evidence_for(text)).answerable is True
+    undated = "人站立在塔底下常常看不到身影。"
+    assert judge(question, hits_for(undated), evidence_for(text, undated)).answerable is False
+
+
+def test_a_count_question_is_answered_by_a_list_of_the_counted_things():
+    from qa.search.asked import counted_noun
+
+    assert counted_noun("卡洛身兼几家骑士团的大团长职位") == "骑士团" and counted_noun("全区复工企业有多少户") == ""
+    text = "卡洛身兼圣乔治骑士团、圣斐迪南骑士团和圣真纳罗骑士团的大团长职位。"
+    question = "卡洛身兼几家骑士团的大团长职位"
+    assert judge(question, hits_for(text), evidence_for(text), answer=text).answerable is True
+    one = "卡洛身兼圣乔治骑士团的大团长职位。"
+    assert judge(question, hits_for(one), evidence_for(one), answer=one).answerable is False
