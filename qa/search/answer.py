@@ -32,6 +32,7 @@ from qa.search.asked import (
     VALUE,
     asked_figure,
     counted_noun,
+    figure_with_asked_unit,
     question_focus,
     question_type,
 )
@@ -416,6 +417,19 @@ def _lists_counted(sentence: str, noun: str) -> bool:
     return sum(noun in item for item in items) >= 2
 
 
+def _rank_stated(query: str, hits: list[Hit], evidence: Evidence) -> bool:
+    """Whether a sentence of the hits states a first place, of the kind of thing asked when the question names it
+    (`排第一的是哪个街道`: not `位列县域组第一`, said of the district)."""
+    asked = question_focus(query).right[:2]
+    for hit in hits:
+        text = normalize(evidence.index_text(hit.passage))
+        for start, end in sentence_spans(text):
+            sentence = text[start:end]
+            if RANK_STATED.search(sentence) and (len(asked) < 2 or asked in sentence):
+                return True
+    return False
+
+
 def judge(query: str, hits: list[Hit], evidence: Evidence, depth: int = 3, answer: str = "") -> Verdict:
     """Decide whether the top hits answer `query`.
 
@@ -437,14 +451,15 @@ def judge(query: str, hits: list[Hit], evidence: Evidence, depth: int = 3, answe
         floor = evidence.similarity_floor
         if coverage < MIN_COVERAGE or (floor is not None and similarity is not None and similarity < floor):
             return Verdict(False, "文档中没有直接回答这个问题的内容", coverage)
-    if RANK_QUESTION.search(query) and not any(RANK_STATED.search(normalize(evidence.index_text(hit.passage)))
-                                                 for hit in hits[:depth]):
+    # Only who/which came first: `…为什么会获得第1名` states the rank and asks something else.
+    if RANK_QUESTION.search(query) and re.search("谁|哪", query) and not _rank_stated(query, hits[:depth], evidence):
         return Verdict(False, "文档中没有给出名次", coverage)
     figure = ""
     unit_figure = asked_figure(query) if qtype == "numeric" else None
     if qtype == "numeric":
         figure = _asked_value(query, hits[:depth], evidence, unit_figure or FIGURE)
-        if figure == "" and unit_figure is not None and _gives_value(answer, query, unit_figure, weights):
+        answer_figure = figure_with_asked_unit(query)
+        if figure == "" and answer_figure is not None and _gives_value(answer, query, answer_figure, weights):
             figure = "real"
         if figure == "" and _lists_counted(answer, counted_noun(query)):
             figure = "real"

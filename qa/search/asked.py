@@ -21,7 +21,8 @@ NUMERIC_QUESTION = re.compile(r"多少|(?<!哪)几(?=[个户人家项次天年�
 WHEN_QUESTION = re.compile(r"什么时候|哪天|哪一天|何时|哪年|哪一年|哪月|几月|几号|什么时间|哪个时间|日期")
 # A real figure: digits (with decimals/percent/units), or Chinese numerals with a measure word.
 FIGURE = re.compile(r"\d+(?:[.,]\d+)*\s*(?:%|‰)?"
-                     r"|[零〇一二两三四五六七八九十百千万亿半]{2,}|[两三四五六七八九十百千万亿](?=[个户人家项次天年月日倍成名座所条位岁只头台辆架艘部本张集届场层批])")
+                     r"|[零〇一二两三四五六七八九十百千万亿半]{2,}|[两三四五六七八九十百千](?=[个户人家项次天年月日倍成名座所条位岁只头台辆架艘部本张集届场层批元亩吨米])")
+# (One numeral before a unit: `两个`, `千元`; not a bare `万`/`亿`, which is what is left of `X万亩` without its `X`.)
 # An anonymised figure: a lone `X` (not part of a Latin word), as in `GDP增长X%` or `X个确诊病例`.
 # Matched on raw and on normalized (lower-cased) text alike.
 PLACEHOLDER = re.compile(r"(?<![A-Za-z])[XxＸｘ](?![A-Za-z])")
@@ -83,6 +84,22 @@ def asked_figure(query: str) -> re.Pattern[str] | None:
     """The pattern of a figure with the unit a number question names (`多少亿元` -> money), None when it names none."""
     text = normalize(query)
     return next((figure for asks, figure in UNIT_FIGURES if asks.search(text)), None)
+
+
+_ASKED_UNIT = re.compile(rf"(?:多少|(?<!哪)几)(?P<unit>{UNIT})")
+
+
+def figure_with_asked_unit(query: str) -> re.Pattern[str] | None:
+    """A figure followed by whatever unit the question puts after its number word (`坚持了多少天` -> `五十多天`), or
+    the unit's family pattern of `asked_figure`; None when the question names no unit."""
+    strict = asked_figure(query)
+    if strict is not None:
+        return strict
+    m = _ASKED_UNIT.search(normalize(query))
+    if m is None:
+        return None
+    unit = re.escape(m.group("unit"))
+    return re.compile(rf"(?:\d+(?:[.,]\d+)*|{CN_NUMBER})\s*[多余]?\s*{unit}")
 
 
 # Any question word: where the asked thing sits in the question.

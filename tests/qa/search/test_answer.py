@@ -477,3 +477,31 @@ def test_a_count_question_is_answered_by_a_list_of_the_counted_things():
     assert judge(question, hits_for(text), evidence_for(text), answer=text).answerable is True
     one = "卡洛身兼圣乔治骑士团的大团长职位。"
     assert judge(question, hits_for(one), evidence_for(one), answer=one).answerable is False
+
+
+def test_one_numeral_before_a_unit_is_a_figure_but_a_bare_magnitude_left_by_x_is_not():
+    real = "重点实施户均增收千元行动。"
+    assert judge("庭院经济每户目标增收多少", hits_for(real), evidence_for(real)).answerable is True
+    withheld = "确保全年粮食面积稳定在X万亩，产量稳定在X万吨以上。"
+    verdict = judge("全年粮食面积要稳在多少万亩", hits_for(withheld), evidence_for(withheld))
+    assert verdict.answerable is False and "X" in verdict.reason
+
+
+def test_the_answer_sentence_with_the_unit_after_the_number_word_answers():
+    # Shares only 疫情 with the question: the number word's unit (天) next to it answers.
+    text = "疫情以来经过五十多天的不懈努力，形势持续向好。"
+    question = "疫情防控全区一共坚持了多少天了"
+    assert judge(question, hits_for(text), evidence_for(text)).answerable is False  # without the chosen answer
+    assert judge(question, hits_for(text), evidence_for(text), answer=text).answerable is True
+    other = "全区上下不懈努力，疫情防控形势持续向好，已有三个乡镇解除管控。"
+    assert judge(question, hits_for(other), evidence_for(other), answer=other).answerable is False
+
+
+def test_a_first_place_of_another_kind_does_not_answer_which_came_first():
+    text = "会上通报了2019年度考评排名。我区在全市竞赛活动考核中位列县域组第一。"
+    verdict = judge("2019年考评排名第一的是哪个街道", hits_for(text), evidence_for(text))
+    assert verdict.answerable is False and "名次" in verdict.reason
+    stated = "会上通报了2019年度考评排名，北大街街道排名第一。"
+    assert judge("2019年考评排名第一的是哪个街道", hits_for(stated), evidence_for(stated)).answerable is True
+    # a why-question that states the rank is not asking who came first
+    assert judge("这首单曲为什么会获得公信榜第1名", hits_for(text), evidence_for(text)).reason != "文档中没有给出名次"
