@@ -57,6 +57,8 @@ _QUOTED = re.compile(r"[“\"「『‘]([^”\"」』’]{1,12})[”\"」』’]
 # A part named by its position: `第二部分`, `第三点`, `第1个方面`.
 _CN_DIGITS = "一二三四五六七八九十"
 _ORDINAL = re.compile(rf"第([{_CN_DIGITS}]|\d{{1,2}})个?{_UNITS}")
+# The last part: `最后一部分`, `最后那部分`, `结尾这一点`, and with a few words between (`最后党建那部分`).
+_LAST = re.compile(rf"(?:最后|末尾|结尾)[^，,。？?！!]{{0,4}}?(?:一|那|这)?一?个?{_UNITS}")
 # Enumeration marks that open a heading (`一、`, `（一）`, `一是`, `第一，`, `1.`): not part of what it names.
 _ENUMERATION = re.compile(r"^(?:第?[一二三四五六七八九十]+[、．.是要，,]?|[（(][一二三四五六七八九十\d]+[）)]|\d+[、．.])")
 # Share of the question's remaining bigrams that the chosen scope (document naming + section heading) must hold.
@@ -82,7 +84,8 @@ def structure_phrase(query: str) -> str:
 
 def names_part(query: str) -> bool:
     """Whether `query` names a part by its position (`第二部分`, `第三点`)."""
-    return _ORDINAL.search(normalize(query)) is not None
+    text = normalize(query)
+    return _ORDINAL.search(text) is not None or _LAST.search(text) is not None
 
 
 def _bigrams(text: str) -> set[str]:
@@ -106,7 +109,7 @@ def question_terms(query: str) -> set[str]:
     """What the question names besides the vocabulary of its kind, as bigrams (`宋晓东的讲话分为几个部分` -> 宋晓, 晓东),
     and its quoted words."""
     # Cut with a mark, not a space: normalize() joins ideographs across spaces.
-    text = _ORDINAL.sub("|", _STRUCTURE.sub("|", normalize(query)))
+    text = _LAST.sub("|", _ORDINAL.sub("|", _STRUCTURE.sub("|", normalize(query))))
     return _bigrams(_KIND_WORDS.sub("|", text)) | _quoted(query)
 
 
@@ -181,10 +184,10 @@ def _scopes(terms: set[str], doc: Document) -> list[Scope]:
 
 
 def _ordinal(query: str) -> int | None:
-    """The position a question names (`第二部分` -> 2), or None."""
+    """The position a question names (`第二部分` -> 2, `最后一部分` -> -1), or None."""
     m = _ORDINAL.search(normalize(query))
     if m is None:
-        return None
+        return -1 if _LAST.search(normalize(query)) else None
     value = m.group(1)
     return int(value) if value.isdigit() else _CN_DIGITS.index(value) + 1
 
@@ -225,9 +228,9 @@ def choose_scope(query: str, hits: list[Hit], documents: Mapping[str, Document],
     position = _ordinal(query)
     if position is not None:  # `第二部分讲了哪几点`: the part at that place of the scope
         parts = children(best_scope.doc, best_scope.section)
-        if not 1 <= position <= len(parts):
+        if not parts or position > len(parts):
             return None
-        best_scope = replace(best_scope, section=parts[position - 1])
+        best_scope = replace(best_scope, section=parts[position - 1 if position > 0 else -1])
     return best_scope
 
 

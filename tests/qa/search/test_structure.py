@@ -54,6 +54,7 @@ def test_structure_phrase_and_part_by_position():
     assert structure_phrase("宋晓东的讲话分为几个部分") == "几个部分"
     assert structure_phrase("粮食总产量达到多少") == ""
     assert names_part("第二部分呢？") and names_part("第3点讲了什么") and not names_part("第二季度工作")
+    assert names_part("最后一部分呢") and names_part("最后党建那部分提了哪几条要求") and not names_part("最后一次会议")
 
 
 def test_kind_vocabulary_is_not_matched_to_titles():
@@ -102,6 +103,15 @@ def test_section_named_by_its_position(ask):
     assert answer.outline[0].section_path[0] == "二、突出重点，全力抓好今年各项任务"
     assert ask("王建国讲话的第五部分讲了哪几点") is None  # there is no fifth part
     assert _headings(ask("王建国讲话的第二部分包括哪些任务")) == _headings(answer)
+
+
+def test_the_last_part_named_as_such(index):
+    from qa.search.structure import choose_scope
+
+    for question in ("王建国讲话的最后一部分讲了哪几点", "王建国讲话最后保障那部分提了哪几条要求"):
+        scope = choose_scope(question, [], index.documents)
+        assert scope is not None and scope.section is not None, question
+        assert scope.section.title.startswith("三、强化保障"), question  # the third and last part
 
 
 def test_documents_outside_the_search_filter_are_not_answered(index):
