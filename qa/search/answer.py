@@ -287,6 +287,20 @@ def _with_followers(passage_text: str, span: AnswerSpan, style: str) -> AnswerSp
     return AnswerSpan(span.start, end, passage_text[span.start:end])
 
 
+_LIST_QUESTION = re.compile(r"哪几|哪些|哪[两二三四五六七八九十]")
+
+
+def _opened_list(passage_text: str, span: AnswerSpan) -> str | None:
+    """The enumeration style of the sentence right after `span` when it opens a list (`一是…`), else None; the
+    span then announces that list and is answered together with it."""
+    following = next(((start, stop) for start, stop in sentence_spans(passage_text) if start >= span.end), None)
+    if following is None:
+        return None
+    m = _HEADING.match(_clean(passage_text[following[0]:following[1]]))
+    # Another item of the same style ends the answer in _with_followers; "bold" or a Markdown title opens no list.
+    return None if m is None or m.lastgroup in ("title",) else "list"
+
+
 def _role_scored(candidates: list[_Candidate], passage: Passage, asked: AskedRole,
                  header: DocumentMeta | None) -> list[_Candidate]:
     """Candidates of a who/when question rescored: a body sentence stating the asked role (or the event with its
@@ -559,6 +573,9 @@ def build_answer(query: str, hits: list[Hit], evidence: Evidence, rank_prior: fl
             found = exact_value(query, chosen.passage.text, chosen.answer, evidence.weights)
             exact = None if found is None else ExactAnswer(rank, *found)
         style = _heading_style(chosen.answer.text) if chosen.answer is not None else None
+        if chosen.answer is not None and style is None and _LIST_QUESTION.search(query):
+            # `面临哪几方面压力` answered by `…面临的压力依然巨大。` whose items follow (`一是…`): answer with them.
+            style = _opened_list(chosen.passage.text, chosen.answer)
         if chosen.answer is not None and style is not None:
             # A heading (`二是落实“两个责任”。`) announces what the sentences after it say: answer with both.
             chosen = replace(chosen, answer=_with_followers(chosen.passage.text, chosen.answer, style))

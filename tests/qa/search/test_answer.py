@@ -505,3 +505,12 @@ def test_a_first_place_of_another_kind_does_not_answer_which_came_first():
     assert judge("2019年考评排名第一的是哪个街道", hits_for(stated), evidence_for(stated)).answerable is True
     # a why-question that states the rank is not asking who came first
     assert judge("这首单曲为什么会获得公信榜第1名", hits_for(text), evidence_for(text)).reason != "文档中没有给出名次"
+
+
+def test_a_list_question_is_answered_with_the_items_the_sentence_announces():
+    text = ("我们当前面临的压力依然巨大。一是恢复性增长压力较大。各项指标难以恢复以往增速。"
+            "二是收支矛盾更加突出。财政收入下降明显。")
+    answer = build_answer("区里现在面临哪几方面压力", hits_for(text), evidence_for(text))
+    assert answer.text.startswith("我们当前面临的压力依然巨大。一是恢复性增长压力较大。")
+    # not for a question that asks no list
+    assert build_answer("区里现在面临的压力大不大", hits_for(text), evidence_for(text)).text == "我们当前面临的压力依然巨大。"
