@@ -30,6 +30,7 @@ from qa.search.asked import (
     RANK_QUESTION,
     RANK_STATED,
     VALUE,
+    WHO_OR_WHICH,
     asked_figure,
     counted_noun,
     figure_with_asked_unit,
@@ -297,8 +298,8 @@ def _opened_list(passage_text: str, span: AnswerSpan) -> str | None:
     if following is None:
         return None
     m = _HEADING.match(_clean(passage_text[following[0]:following[1]]))
-    # Another item of the same style ends the answer in _with_followers; "bold" or a Markdown title opens no list.
-    return None if m is None or m.lastgroup in ("title",) else "list"
+    # A Markdown title opens no list. "list" is no heading style, so the answer runs up to FOLLOW_CHARS.
+    return None if m is None or m.lastgroup == "title" else "list"
 
 
 def _role_scored(candidates: list[_Candidate], passage: Passage, asked: AskedRole,
@@ -465,14 +466,13 @@ def judge(query: str, hits: list[Hit], evidence: Evidence, depth: int = 3, answe
         floor = evidence.similarity_floor
         if coverage < MIN_COVERAGE or (floor is not None and similarity is not None and similarity < floor):
             return Verdict(False, "文档中没有直接回答这个问题的内容", coverage)
-    # Only who/which came first: `…为什么会获得第1名` states the rank and asks something else.
-    if RANK_QUESTION.search(query) and re.search("谁|哪", query) and not _rank_stated(query, hits[:depth], evidence):
+    if RANK_QUESTION.search(query) and WHO_OR_WHICH.search(query) and not _rank_stated(query, hits[:depth], evidence):
         return Verdict(False, "文档中没有给出名次", coverage)
     figure = ""
     unit_figure = asked_figure(query) if qtype == "numeric" else None
     if qtype == "numeric":
         figure = _asked_value(query, hits[:depth], evidence, unit_figure or FIGURE)
-        answer_figure = figure_with_asked_unit(query)
+        answer_figure = unit_figure or figure_with_asked_unit(query)
         if figure == "" and answer_figure is not None and _gives_value(answer, query, answer_figure, weights):
             figure = "real"
         if figure == "" and _lists_counted(answer, counted_noun(query)):

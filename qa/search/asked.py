@@ -19,10 +19,10 @@ from qa.text import normalize
 # "多少/几个/多大…" ask for a number; "哪几个/哪两个" ask for a list and are excluded.
 NUMERIC_QUESTION = re.compile(r"多少|(?<!哪)几(?=[个户人家项次天年万亿名座所条倍成])|多大|多高|多长|多重|占比|比重|百分之几|几成")
 WHEN_QUESTION = re.compile(r"什么时候|哪天|哪一天|何时|哪年|哪一年|哪月|几月|几号|什么时间|哪个时间|日期")
-# A real figure: digits (with decimals/percent/units), or Chinese numerals with a measure word.
+# A real figure: digits (with decimals/percent/units), or Chinese numerals with a measure word (one numeral before
+# a unit: `两个`, `千元`; not a bare `万`/`亿`, which is what is left of `X万亩` without its `X`).
 FIGURE = re.compile(r"\d+(?:[.,]\d+)*\s*(?:%|‰)?"
                      r"|[零〇一二两三四五六七八九十百千万亿半]{2,}|[两三四五六七八九十百千](?=[个户人家项次天年月日倍成名座所条位岁只头台辆架艘部本张集届场层批元亩吨米])")
-# (One numeral before a unit: `两个`, `千元`; not a bare `万`/`亿`, which is what is left of `X万亩` without its `X`.)
 # An anonymised figure: a lone `X` (not part of a Latin word), as in `GDP增长X%` or `X个确诊病例`.
 # Matched on raw and on normalized (lower-cased) text alike.
 PLACEHOLDER = re.compile(r"(?<![A-Za-z])[XxＸｘ](?![A-Za-z])")
@@ -59,12 +59,13 @@ WHERE_QUESTION = re.compile(r"哪里|哪儿|什么地方|哪个地方|哪些地�
 PLACE = re.compile(r"[\u4e00-\u9fff](?:省|市|县|区|镇|乡|村|州|国|岛|洲|路|街|山|河|湖|港|湾)")
 UNIT = (r"(?:个百分点|百分点|平方公里|平方米|公里|公斤|公分|公尺|公顷|厘米|毫米|千米|米|千克|克|吨|亿元|万元|美元|日圆|元"
          r"|分钟|小时|秒|亩|户|人|个|家|项|次|天|年|岁|倍|名|座|所|条|位|台|辆|架|艘|本|张|集|届|场|层|度|发|枚|种)")
-# A figure with its unit (`10.4亿元`, `8公斤`, `两个`, `92%`); dates use DATE.
 # A figure with its unit (`10.4亿元`, `8公斤`, `两个`, `92%`), and a run of dates (`2023年11月1日`).
 VALUE = re.compile(rf"\d+(?:[.,]\d+)*\s*(?:%|‰|[万亿千百]*\s*{UNIT})?"
                     rf"|[零〇一二两三四五六七八九十百千万亿半]{{2,}}{UNIT}|[两三四五六七八九十]{UNIT}")
 # Who or what came first (`排第一的是哪个街道`): a sentence saying only that rankings were announced does not answer.
+# Only who/which questions: `…为什么会获得第1名` states the rank and asks something else.
 RANK_QUESTION = re.compile(r"(?:排名?|位列|名列|位居|排在)第[一1]|第[一1]名|冠军|榜首|首位")
+WHO_OR_WHICH = re.compile(r"谁|哪")
 RANK_STATED = re.compile(r"(?:排名?|位列|名列|位居|居|列|获得?|荣获|夺得|取得)[^，,。；;]{0,10}?(?:第[一1](?!时间|责任|次)|首位|榜首|冠军|头名|前列)"
                           r"|第[一1]名|冠军|榜首|居首|首位|夺冠")
 
@@ -90,11 +91,8 @@ _ASKED_UNIT = re.compile(rf"(?:多少|(?<!哪)几)(?P<unit>{UNIT})")
 
 
 def figure_with_asked_unit(query: str) -> re.Pattern[str] | None:
-    """A figure followed by whatever unit the question puts after its number word (`坚持了多少天` -> `五十多天`), or
-    the unit's family pattern of `asked_figure`; None when the question names no unit."""
-    strict = asked_figure(query)
-    if strict is not None:
-        return strict
+    """A figure followed by whatever unit the question puts after its number word (`坚持了多少天` -> `五十多天`), not
+    grouped in families as `asked_figure` does; None when the question names no unit."""
     m = _ASKED_UNIT.search(normalize(query))
     if m is None:
         return None

@@ -185,9 +185,10 @@ def _scopes(terms: set[str], doc: Document) -> list[Scope]:
 
 def _ordinal(query: str) -> int | None:
     """The position a question names (`第二部分` -> 2, `最后一部分` -> -1), or None."""
-    m = _ORDINAL.search(normalize(query))
+    text = normalize(query)
+    m = _ORDINAL.search(text)
     if m is None:
-        return -1 if _LAST.search(normalize(query)) else None
+        return -1 if _LAST.search(text) else None
     value = m.group(1)
     return int(value) if value.isdigit() else _CN_DIGITS.index(value) + 1
 
